@@ -1,0 +1,1 @@
+"""cs336_basics: a from-scratch language model."""

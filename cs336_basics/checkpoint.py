@@ -1,0 +1,2 @@
+"""Placeholder until implemented."""
+save_checkpoint = load_checkpoint = None

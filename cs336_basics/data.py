@@ -1,0 +1,2 @@
+"""Placeholder until implemented."""
+get_batch = None

@@ -1,0 +1,3 @@
+"""Placeholder until implemented."""
+ModelConfig = Linear = Embedding = RMSNorm = SwiGLU = RotaryPositionalEmbedding = None
+CausalMultiHeadSelfAttention = TransformerBlock = TransformerLM = scaled_dot_product_attention = None

@@ -1,0 +1,2 @@
+"""Placeholder until implemented."""
+AdamW = get_lr_cosine_schedule = None
