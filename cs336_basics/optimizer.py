@@ -20,6 +20,14 @@ import torch
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
 
+def _evaluate(closure: Callable[[], float] | None) -> float | None:
+    """Re-evaluate the loss (with autograd on, since `step` runs under no_grad) when a closure is given."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class SGD(torch.optim.Optimizer):
     """SGD whose step shrinks with the number of updates: θ_{t+1} = θ_t − lr / sqrt(t + 1) · ∇L(θ_t).
 
@@ -33,10 +41,7 @@ class SGD(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -81,10 +86,7 @@ class AdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _evaluate(closure)
         for group in self.param_groups:
             lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
@@ -135,4 +137,6 @@ def get_lr_cosine_schedule(
     if cosine_cycle_iters == warmup_iters:  # no decay phase: the single step at the peak
         return max_learning_rate
     progress = (it - warmup_iters) / (cosine_cycle_iters - warmup_iters)
-    return min_learning_rate + 0.5 * (1 + math.cos(math.pi * progress)) * (max_learning_rate - min_learning_rate)
+    weight = 0.5 * (1 + math.cos(math.pi * progress))  # 1 -> 0
+    # A convex combination rather than lr_min + w·(lr_max − lr_min), so both ends are exact in floating point.
+    return weight * max_learning_rate + (1 - weight) * min_learning_rate
