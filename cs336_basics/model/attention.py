@@ -1,0 +1,164 @@
+"""Rotary position embeddings, scaled dot-product attention and causal multi-head self-attention.
+
+Attention comes in two interchangeable backends, chosen once when the module is built:
+"scratch" (ours, written with matmul and our softmax) and "torch" (F.scaled_dot_product_attention,
+which uses fused kernels). Both compute the same function; the tests check that they agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from jaxtyping import Bool, Float, Int
+from torch import Tensor, nn
+
+from cs336_basics.model.layers import Linear
+from cs336_basics.nn_utils import softmax
+
+
+class RotaryPositionalEmbedding(nn.Module):
+    """RoPE: rotate each interleaved pair (x_2k, x_2k+1) of a query/key vector by the angle pos · θ^(-2k/d_k).
+
+    cos/sin of every (position, pair) angle are precomputed once as non-persistent buffers (so they do not
+    appear in the state dict). `token_positions` may have any shape that broadcasts against x's leading dims.
+    """
+
+    def __init__(self, theta: float, d_k: int, max_seq_len: int, device: torch.device | None = None):
+        super().__init__()
+        if d_k % 2 != 0:
+            raise ValueError(f"RoPE rotates pairs of dimensions, so d_k must be even, got {d_k}")
+        self.theta, self.d_k, self.max_seq_len = theta, d_k, max_seq_len
+        inv_freq = theta ** (-torch.arange(0, d_k, 2, device=device, dtype=torch.float32) / d_k)  # (d_k/2,)
+        angles = torch.outer(torch.arange(max_seq_len, device=device, dtype=torch.float32), inv_freq)
+        self.register_buffer("cos", angles.cos(), persistent=False)  # (max_seq_len, d_k/2)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(
+        self, x: Float[Tensor, " ... seq d_k"], token_positions: Int[Tensor, " ... seq"]
+    ) -> Float[Tensor, " ... seq d_k"]:
+        cos = self.cos[token_positions].to(x.dtype)  # (..., seq, d_k/2)
+        sin = self.sin[token_positions].to(x.dtype)
+        pairs = rearrange(x, "... (k two) -> ... k two", two=2)
+        x_even, x_odd = pairs[..., 0], pairs[..., 1]
+        rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
+        return rearrange(rotated, "... k two -> ... (k two)")
+
+    def extra_repr(self) -> str:
+        return f"theta={self.theta}, d_k={self.d_k}, max_seq_len={self.max_seq_len}"
+
+
+def scaled_dot_product_attention(
+    Q: Float[Tensor, " ... queries d_k"],
+    K: Float[Tensor, " ... keys d_k"],
+    V: Float[Tensor, " ... keys d_v"],
+    mask: Bool[Tensor, " ... queries keys"] | None = None,
+) -> Float[Tensor, " ... queries d_v"]:
+    """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, where mask[i, j] = True means query i may attend to key j."""
+    # Scaling Q (queries x d_k) is cheaper than scaling the scores (queries x keys).
+    scores = (Q * (1.0 / math.sqrt(Q.shape[-1]))) @ K.transpose(-2, -1)  # (..., queries, keys)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return softmax(scores, dim=-1) @ V
+
+
+def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = None) -> Bool[Tensor, " q k"]:
+    """mask[i, j] = True where key j is not in query i's future.
+
+    The queries are the last `num_queries` of the `num_keys` positions (earlier ones come from a KV cache), so
+    query i sits at position num_keys - num_queries + i. Example: causal_mask(1, 3) -> [[True, True, True]].
+    """
+    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=num_keys - num_queries)
+
+
+def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    return scaled_dot_product_attention(q, k, v, causal_mask(q.shape[-2], k.shape[-2], q.device))
+
+
+def _torch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    if q.shape[-2] == k.shape[-2]:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    # is_causal aligns the mask top-left, which is wrong when cached keys precede the queries.
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(q.shape[-2], k.shape[-2], q.device))
+
+
+ATTENTION_BACKENDS = {"scratch": _scratch_causal_attention, "torch": _torch_causal_attention}
+
+
+class LayerKVCache:
+    """The keys and values one attention layer has produced so far, each (..., heads, length, d_k).
+
+    append() concatenates the new step's keys/values and returns everything cached, ready to attend over.
+    """
+
+    def __init__(self):
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[-2]
+
+    def append(self, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        if self.keys is None:
+            self.keys, self.values = keys, values
+        else:
+            self.keys = torch.cat((self.keys, keys), dim=-2)
+            self.values = torch.cat((self.values, values), dim=-2)
+        return self.keys, self.values
+
+
+class CausalMultiHeadSelfAttention(nn.Module):
+    """MultiHead(x) = W_O concat_h(Attention(W_Q,h x, W_K,h x, W_V,h x)), each position attending only to itself
+    and earlier positions. Heads are a batch dimension; RoPE (if given) rotates queries and keys.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        rope: RotaryPositionalEmbedding | None = None,
+        backend: str = "scratch",
+        device: torch.device | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        super().__init__()
+        if d_model % num_heads != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        if backend not in ATTENTION_BACKENDS:
+            raise ValueError(f"unknown attention backend {backend!r}; choose from {sorted(ATTENTION_BACKENDS)}")
+        self.d_model, self.num_heads, self.backend = d_model, num_heads, backend
+        self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.output_proj = Linear(d_model, d_model, device=device, dtype=dtype)
+        self.rope = rope
+        self._attend = ATTENTION_BACKENDS[backend]
+
+    def forward(
+        self,
+        x: Float[Tensor, " ... seq d_model"],
+        token_positions: Int[Tensor, " ... seq"] | None = None,
+        kv_cache: LayerKVCache | None = None,
+    ) -> Float[Tensor, " ... seq d_model"]:
+        """With a kv_cache, x holds only the new positions: they continue after the cached ones, their keys and
+        values are appended to the cache, and they attend over everything cached."""
+        q, k, v = (
+            rearrange(proj(x), "... seq (heads d_k) -> ... heads seq d_k", heads=self.num_heads)
+            for proj in (self.q_proj, self.k_proj, self.v_proj)
+        )
+        if self.rope is not None:
+            if token_positions is None:
+                offset = 0 if kv_cache is None else kv_cache.length
+                token_positions = torch.arange(offset, offset + x.shape[-2], device=x.device)
+            positions = token_positions.unsqueeze(-2)  # (..., 1, seq): the same positions for every head
+            q, k = self.rope(q, positions), self.rope(k, positions)
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)  # (..., heads, cached + seq, d_k)
+        out = self._attend(q, k, v)  # (..., heads, seq, d_k)
+        return self.output_proj(rearrange(out, "... heads seq d_k -> ... seq (heads d_k)"))
+
+    def extra_repr(self) -> str:
+        return f"d_model={self.d_model}, num_heads={self.num_heads}, backend={self.backend!r}"
