@@ -1,2 +1,148 @@
-"""Placeholder until implemented."""
-save_checkpoint = load_checkpoint = None
+"""Checkpoints: one file holding the model, the optimizer, the iteration and whatever else a run needs.
+
+    {"model": state_dict, "optimizer": state_dict, "iteration": int, **extra}
+
+The trainer puts its resolved config, RNG states and data position into `extra`, so a single file is enough to
+resume a run or to sample from it. Checkpoints are loaded with `torch.load(weights_only=True)`: only tensors and
+plain Python values, never arbitrary pickled code. Written to a path, a checkpoint appears atomically (temp file,
+fsync, rename), so a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import torch
+
+RESERVED_KEYS = ("model", "optimizer", "iteration")
+_CHECKPOINT_NAME = re.compile(r"step_(\d+)\.pt")
+
+PathOrFile = str | os.PathLike | BinaryIO | IO[bytes]
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The module under torch.compile's wrapper, whose state-dict keys carry no "_orig_mod." prefix."""
+    return getattr(model, "_orig_mod", model)
+
+
+def _source_name(src: PathOrFile) -> str:
+    return repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else repr(getattr(src, "name", "<file>"))
+
+
+def save_checkpoint(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    iteration: int,
+    out: PathOrFile,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Save model + optimizer state and the iteration (plus `extra`) to a path (atomically) or a file object."""
+    extra = extra or {}
+    clash = sorted(set(extra) & set(RESERVED_KEYS))
+    if clash:
+        raise ValueError(f"save_checkpoint: extra keys {clash} would overwrite the checkpoint's own entries")
+    state = {
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "iteration": int(iteration),
+        **extra,
+    }
+    if not isinstance(out, (str, os.PathLike)):
+        torch.save(state, out)
+        return
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # including KeyboardInterrupt: never leave a half-written temp file behind
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_checkpoint(src: PathOrFile, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw checkpoint dict (including `extra` entries), loaded with weights_only=True.
+
+    Raises ValueError naming the file when it is missing, truncated, corrupt or not a checkpoint.
+    """
+    name = _source_name(src)
+    if isinstance(src, (str, os.PathLike)) and not os.path.isfile(src):
+        raise ValueError(f"checkpoint {name} does not exist")
+    try:
+        ckpt = torch.load(src, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... depending on the damage
+        raise ValueError(f"checkpoint {name} is corrupt or truncated ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in RESERVED_KEYS):
+        raise ValueError(f"{name} is not a checkpoint: expected a dict with keys {list(RESERVED_KEYS)}")
+    return ckpt
+
+
+def load_checkpoint(
+    src: PathOrFile, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> int:
+    """Restore model (plain or torch.compile'd) and optimizer state from `src`; return the saved iteration.
+
+    A checkpoint of another architecture raises ValueError naming the file and the first mismatching key.
+    """
+    ckpt = read_checkpoint(src)
+    name = _source_name(src)
+    target = _unwrap(model)
+    saved = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
+    expected = target.state_dict()
+    for key in sorted(set(saved) | set(expected)):
+        if key not in saved or key not in expected:
+            where = "model" if key not in saved else "checkpoint"
+            raise ValueError(f"checkpoint {name} does not fit the model: key {key!r} is only in the {where}")
+        if saved[key].shape != expected[key].shape:
+            raise ValueError(
+                f"checkpoint {name} does not fit the model: {key!r} has shape {tuple(saved[key].shape)} in the "
+                f"checkpoint but {tuple(expected[key].shape)} in the model"
+            )
+    target.load_state_dict(saved)
+    if optimizer is not None:
+        if ckpt["optimizer"] is None:
+            raise ValueError(f"checkpoint {name} holds no optimizer state")
+        optimizer.load_state_dict(ckpt["optimizer"])
+    return int(ckpt["iteration"])
+
+
+def checkpoint_path(run_dir: str | os.PathLike, iteration: int) -> Path:
+    """Where a run keeps the checkpoint of `iteration`: RUN/checkpoints/step_0000500.pt."""
+    return Path(run_dir) / "checkpoints" / f"step_{iteration:07d}.pt"
+
+
+def find_latest_checkpoint(run_or_file: str | os.PathLike) -> Path:
+    """A checkpoint file -> itself; a run directory (or its checkpoints/ folder) -> its highest-step checkpoint."""
+    path = Path(run_or_file)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"{str(path)!r} is neither a checkpoint file nor a run directory")
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    steps = {int(m.group(1)): p for p in folder.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))}
+    if not steps:
+        raise ValueError(f"no checkpoints (step_NNNNNNN.pt) found in {str(folder)!r}")
+    return steps[max(steps)]
