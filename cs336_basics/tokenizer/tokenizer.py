@@ -1,0 +1,296 @@
+"""The byte-level BPE Tokenizer: text -> ids -> text, plus encoding whole files in parallel into .npy arrays.
+
+Encoding: split on the special tokens (longest match first), split the rest into GPT-2 pre-tokens, then turn each
+pre-token into ids by applying merges in rank order (lowest rank first, the order they were learned). The ids of
+each distinct pre-token are cached, so common words cost one dict lookup.
+"""
+
+import os
+import struct
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+import regex
+from tqdm import tqdm
+
+from cs336_basics.tokenizer import io
+from cs336_basics.tokenizer.pretokenize import (
+    IN_PROCESS_BYTES,
+    PRETOKEN_RE,
+    check_special_tokens,
+    chunk_size_for,
+    find_chunk_boundaries,
+    inside_special,
+    plain_file,
+    read_text,
+    special_token_regex,
+    split_on_special,
+)
+
+# The last position p with text[p-1] not whitespace and text[p] whitespace: a cut there keeps every pre-token.
+_LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
+_STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
+_MAX_CACHE_ENTRIES = 1 << 20  # the pre-token cache is emptied when it grows past this (bounds memory)
+
+
+class _PretokenCache(dict):
+    """{pre-token string: ids}; a miss runs BPE. A dict subclass so a hit is a C-level lookup."""
+
+    def __init__(self, bpe):
+        super().__init__()
+        self.bpe = bpe
+
+    def __missing__(self, pretoken: str) -> list[int]:
+        if len(self) >= _MAX_CACHE_ENTRIES:
+            self.clear()
+        ids = self[pretoken] = self.bpe(pretoken)
+        return ids
+
+
+class Tokenizer:
+    """Byte-level BPE tokenizer from a vocabulary {id: bytes} and merges [(bytes, bytes)] in creation order.
+
+    Special tokens absent from the vocabulary are appended with new ids (max id + 1, ...). Every single byte must
+    be in the vocabulary and each merge's parts and result too (else ValueError).
+    `decode` replaces invalid UTF-8 with U+FFFD and raises a ValueError naming any id outside the vocabulary.
+    """
+
+    def __init__(
+        self,
+        vocab: dict[int, bytes],
+        merges: list[tuple[bytes, bytes]],
+        special_tokens: list[str] | None = None,
+    ):
+        self.vocab = dict(vocab)
+        self.merges = list(merges)
+        self.special_tokens = check_special_tokens(special_tokens)
+        id_of = {token: i for i, token in self.vocab.items()}
+        for token in self.special_tokens:
+            encoded = token.encode("utf-8")
+            if encoded not in id_of:
+                new_id = max(self.vocab, default=-1) + 1
+                self.vocab[new_id] = encoded
+                id_of[encoded] = new_id
+        missing = [b for b in range(256) if bytes([b]) not in id_of]
+        if missing:
+            raise ValueError(f"the vocabulary lacks single-byte tokens, e.g. {bytes([missing[0]])!r}")
+        self._byte_ids = [id_of[bytes([b])] for b in range(256)]
+        # Ranks start at 1 so that a missing pair (None) and "no merge" are both falsy.
+        self._merge_rank: dict[tuple[int, int], int] = {}
+        self._merged_id = [-1]  # _merged_id[rank] = id of the token that merge makes
+        for rank, (a, b) in enumerate(self.merges, start=1):
+            if a not in id_of or b not in id_of or a + b not in id_of:
+                raise ValueError(f"merge {rank - 1} ({a!r}, {b!r}) uses or makes a token missing from the vocabulary")
+            self._merge_rank.setdefault((id_of[a], id_of[b]), rank)
+            self._merged_id.append(id_of[a + b])
+        self._special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
+        self._special_re = special_token_regex(self.special_tokens)
+        self._longest_special = max(map(len, self.special_tokens), default=0)
+        self._cache = _PretokenCache(self._bpe)
+
+    @classmethod
+    def from_files(cls, vocab_path, merges_path, special_tokens: list[str] | None = None) -> "Tokenizer":
+        """Load GPT-2 style files (see cs336_basics.tokenizer.io); GPT-2's own encoder.json/vocab.bpe work."""
+        return cls(io.load_vocab(vocab_path), io.load_merges(merges_path), special_tokens)
+
+    @classmethod
+    def from_dir(cls, directory) -> "Tokenizer":
+        """Load what `save` wrote: vocab.json, merges.txt and (if present) special_tokens.json."""
+        directory = Path(directory)
+        if not (directory / io.VOCAB_FILE).exists():
+            raise FileNotFoundError(f"{directory} has no {io.VOCAB_FILE}: not a saved tokenizer directory")
+        specials_path = directory / io.SPECIAL_TOKENS_FILE
+        specials = io.load_special_tokens(specials_path) if specials_path.exists() else None
+        return cls.from_files(directory / io.VOCAB_FILE, directory / io.MERGES_FILE, specials)
+
+    def save(self, directory) -> None:
+        """Write vocab.json, merges.txt and special_tokens.json into `directory` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        io.save_vocab(self.vocab, directory / io.VOCAB_FILE)
+        io.save_merges(self.merges, directory / io.MERGES_FILE)
+        io.save_special_tokens(self.special_tokens, directory / io.SPECIAL_TOKENS_FILE)
+
+    def __reduce__(self):  # worker processes rebuild the tokenizer from its definition, not its caches
+        return (Tokenizer, (self.vocab, self.merges, self.special_tokens))
+
+    @property
+    def vocab_size(self) -> int:
+        """max id + 1: the size an embedding table needs."""
+        return max(self.vocab) + 1
+
+    def special_token_id(self, token: str) -> int:
+        """The id of a special token, e.g. "<|endoftext|>"; a ValueError if it is not one of this tokenizer's."""
+        try:
+            return self._special_ids[token]
+        except KeyError:
+            raise ValueError(f"{token!r} is not a special token of this tokenizer {self.special_tokens}") from None
+
+    def _bpe(self, pretoken: str) -> list[int]:
+        """Ids of one pre-token: merge the leftmost occurrence of the lowest-rank pair until none is left.
+
+        Merging one occurrence at a time, leftmost first, equals merging all occurrences left to right, because
+        the pairs a merge creates contain the new token and so have higher ranks. "low" -> [l, o, w] -> [l, ow]
+        -> [low] with merges (o, w), (l, ow).
+        """
+        ids = list(map(self._byte_ids.__getitem__, pretoken.encode("utf-8")))
+        rank_of = self._merge_rank.get
+        while len(ids) > 1:
+            ranks = list(map(rank_of, zip(ids, ids[1:])))  # None where no merge applies
+            best = min(filter(None, ranks), default=0)
+            if not best:
+                break
+            i = ranks.index(best)
+            ids[i : i + 2] = [self._merged_id[best]]
+        return ids
+
+    def _encode_ordinary(self, text: str) -> Iterator[int]:
+        """Ids of text that holds no special token."""
+        return chain.from_iterable(map(self._cache.__getitem__, PRETOKEN_RE.findall(text)))
+
+    def encode(self, text: str) -> list[int]:
+        """Text -> ids. Special tokens map to their ids (longest match first); they are never split."""
+        pieces = split_on_special(text, self._special_re)
+        if len(pieces) == 1:
+            return list(self._encode_ordinary(text))
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                ids.append(self._special_ids[piece])
+            elif piece:
+                ids.extend(self._encode_ordinary(piece))
+        return ids
+
+    def _safe_cut(self, buffer: str) -> int:
+        """A position p where encode(buffer[:p]) + encode(rest) == encode(buffer + rest) for any rest, or 0.
+
+        p follows a non-space character and precedes a whitespace one, is outside every special-token
+        occurrence, and is far enough from the end that a special token still arriving cannot cover it.
+        """
+        end = len(buffer) - self._longest_special
+        while end > 0:
+            m = _LAST_SAFE_CUT_RE.search(buffer, 0, end + 1)
+            if m is None:
+                return 0
+            if not inside_special(buffer, m.end(), self.special_tokens):
+                return m.end()
+            end = m.start()
+        return 0
+
+    def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
+        """Lazily encode a stream of strings (e.g. an open file): yields exactly encode("".join(iterable)).
+
+        Text is buffered until ~256K characters, then encoded up to the last safe cut (see `_safe_cut`); memory
+        stays bounded unless the stream has no whitespace at all.
+        """
+        buffer = ""
+        for text in iterable:
+            buffer += text
+            if len(buffer) >= _STREAM_BUFFER_CHARS:
+                cut = self._safe_cut(buffer)
+                if cut:
+                    yield from self.encode(buffer[:cut])
+                    buffer = buffer[cut:]
+        if buffer:
+            yield from self.encode(buffer)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Ids -> text; byte sequences that are not valid UTF-8 become U+FFFD."""
+        ids = list(ids)
+        try:
+            data = b"".join(map(self.vocab.__getitem__, ids))
+        except (KeyError, TypeError):
+            bad = next(i for i in ids if not isinstance(i, (int, np.integer)) or i not in self.vocab)
+            raise ValueError(f"token id {bad!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})") from None
+        return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class EncodeResult:
+    num_bytes: int
+    num_tokens: int
+    seconds: float
+
+    @property
+    def bytes_per_token(self) -> float:
+        return self.num_bytes / max(self.num_tokens, 1)
+
+
+_NPY_HEADER_BYTES = 128
+
+
+def _npy_header(dtype: np.dtype, length: int) -> bytes:
+    """A .npy (format 1.0) header for a 1-D array, padded to a fixed size so it can be rewritten in place."""
+    text = f"{{'descr': '{dtype.str}', 'fortran_order': False, 'shape': ({length},), }}"
+    text = text.ljust(_NPY_HEADER_BYTES - 10 - 1) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
+
+
+def _encode_range(tokenizer: Tokenizer, path: str, start: int, end: int, dtype: np.dtype) -> np.ndarray:
+    return np.array(tokenizer.encode(read_text(path, start, end)), dtype=dtype)
+
+
+_worker_tokenizer: list[Tokenizer] = []  # one per worker process, set by the pool initializer
+
+
+def _init_worker(tokenizer: Tokenizer) -> None:
+    _worker_tokenizer.append(tokenizer)
+
+
+def _encode_task(args: tuple) -> tuple[np.ndarray, int]:
+    path, start, end, dtype = args
+    return _encode_range(_worker_tokenizer[-1], path, start, end, dtype), end - start
+
+
+def encode_file(
+    tokenizer: Tokenizer, input_path, output_path, *, num_workers: int | None = None, progress: bool = True
+) -> EncodeResult:
+    """Encode a UTF-8 text file (or .gz) into a 1-D .npy array of ids: uint16 if vocab_size <= 65536, else uint32.
+
+    The file is cut at safe places (pre-tokens and special tokens intact) into chunks encoded by `num_workers`
+    processes (default: all cores; in-process below 1 MB). The array is written to OUTPUT.part and renamed when
+    complete, so an interrupted run leaves no truncated .npy. Invalid UTF-8 -> ValueError naming the byte offset.
+    """
+    start_time = time.perf_counter()
+    output_path = Path(output_path)
+    dtype = np.dtype(np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.uint32)
+    num_workers = num_workers or os.cpu_count() or 1
+    with plain_file(input_path) as path:
+        size = os.path.getsize(path)
+        in_process = num_workers == 1 or size < IN_PROCESS_BYTES
+        chunk = (4 << 20) if in_process else min(chunk_size_for(size, num_workers), 4 << 20)
+        bounds = find_chunk_boundaries(path, chunk, tokenizer.special_tokens)
+        tasks = [(path, a, b, dtype) for a, b in zip(bounds[:-1], bounds[1:])]
+        partial = output_path.with_name(output_path.name + ".part")
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        num_tokens = 0
+        bar = tqdm(total=size, unit="B", unit_scale=True, desc="encode", disable=not progress)
+        try:
+            with open(partial, "wb") as f:
+                f.write(_npy_header(dtype, 0))
+                if in_process:
+                    results = ((_encode_range(tokenizer, *task), task[2] - task[1]) for task in tasks)
+                    pool = None
+                else:
+                    pool = Pool(min(num_workers, len(tasks)), initializer=_init_worker, initargs=(tokenizer,))
+                    results = pool.imap(_encode_task, tasks)
+                try:
+                    for ids, nbytes in results:
+                        f.write(ids.tobytes())
+                        num_tokens += len(ids)
+                        bar.update(nbytes)
+                finally:
+                    if pool is not None:
+                        pool.terminate()
+                f.seek(0)
+                f.write(_npy_header(dtype, num_tokens))
+            os.replace(partial, output_path)
+        finally:
+            bar.close()
+            partial.unlink(missing_ok=True)
+    return EncodeResult(num_bytes=size, num_tokens=num_tokens, seconds=time.perf_counter() - start_time)
