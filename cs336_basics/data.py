@@ -3,11 +3,17 @@
 A token file is a 1-D NumPy array of token ids saved with `np.save` (uint16 when the vocabulary fits).
 It is opened with `np.load(mmap_mode="r")`, so a multi-gigabyte corpus costs no memory until a batch reads
 the few windows it needs.
+
+The command line fetches the assignment's corpora (see cs336_basics/download.py):
+
+    uv run python -m cs336_basics.data download tinystories [--dest data/]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -15,6 +21,8 @@ import numpy.typing as npt
 import torch
 from jaxtyping import Int
 from torch import Tensor
+
+from cs336_basics.download import DATASETS, download
 
 _SCAN_CHUNK = 1 << 24  # ids checked per slice when validating a file: bounded memory on huge corpora
 
@@ -121,3 +129,33 @@ def eval_batches(
             return
         starts = np.arange(first, min(first + batch_size, n_windows)) * context_length
         yield _to_device(dataset[starts[:, None] + offsets], device)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cs336_basics.data", description="Data utilities.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch = commands.add_parser(
+        "download",
+        help="download a corpus of the assignment",
+        description="Download a corpus into --dest (resumable: rerun after an interruption to continue).",
+    )
+    fetch.add_argument("dataset", choices=sorted(DATASETS), help="tinystories: TinyStoriesV2-GPT4 train/valid; "
+                       "owt: the OpenWebText sample train/valid (decompressed after download)")
+    fetch.add_argument("--dest", default="data", help="destination directory (default: %(default)s)")
+    fetch.add_argument("--retries", type=int, default=3, help="automatic resumes after a dropped connection")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    try:
+        paths = download(args.dataset, args.dest, progress=not args.no_progress, retries=args.retries)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        print("interrupted: the partial download is kept as *.part; run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(130)
+    for path in paths:
+        print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
