@@ -108,10 +108,15 @@ def _next_cut(f, pos: int, file_size: int, specials: list[bytes]) -> int:
         f.seek(base)
         buf = f.read(scan - base + _SCAN_BLOCK + context)
         lo, hi = scan - base, min(len(buf), scan - base + _SCAN_BLOCK)
-        found = [i for t in specials if (i := buf.find(t, lo, hi + len(t) - 1)) != -1]
-        for i in sorted(found):
-            if not inside_special(buf, i, specials):
-                return base + i
+        first = None  # the first occurrence of a special token that is not inside another one
+        for token in specials:
+            i = buf.find(token, lo, hi + len(token) - 1)
+            while i != -1 and inside_special(buf, i, specials):
+                i = buf.find(token, i + 1, hi + len(token) - 1)
+            if i != -1 and (first is None or i < first):
+                first = i
+        if first is not None:
+            return base + first
         if whitespace_cut is None:
             for m in _WHITESPACE_CUT_RE.finditer(buf, max(lo - 1, 0), hi):
                 if m.end() >= lo and not inside_special(buf, m.end(), specials):

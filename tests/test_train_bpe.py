@@ -1,0 +1,129 @@
+"""BPE training: the fast trainer against the naive oracle, the handout's worked example, chunking, bad input."""
+
+import gzip
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cs336_basics.tokenizer import pretokenize, train_bpe, train_bpe_naive
+from cs336_basics.tokenizer.pretokenize import count_pretokens, count_pretokens_in_file, find_chunk_boundaries
+from tests.adapters import run_train_bpe
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EOT = "<|endoftext|>"
+
+
+@pytest.mark.parametrize(
+    "name, vocab_size",
+    [("corpus.en", 500), ("corpus.en", 1000), ("tinystories_sample.txt", 1000), ("shakespeare_slice.txt", 400)],
+)
+def test_fast_equals_naive(name, vocab_size):
+    fast = run_train_bpe(FIXTURES / name, vocab_size, [EOT])
+    naive = train_bpe_naive(FIXTURES / name, vocab_size, [EOT])
+    assert fast[1] == naive[1]
+    assert fast[0] == naive[0]
+
+
+def test_id_layout_and_specials_never_merged():
+    vocab, merges = train_bpe(FIXTURES / "tinystories_sample.txt", 400, [EOT, "<|pad|>"])
+    assert [vocab[i] for i in range(256)] == [bytes([i]) for i in range(256)]
+    assert vocab[256] == EOT.encode() and vocab[257] == b"<|pad|>"
+    assert [vocab[258 + k] for k in range(len(merges))] == [a + b for a, b in merges]
+    assert all(b"<|" not in a + b for a, b in merges)  # the special token's bytes are never learned
+
+
+def test_handout_example(tmp_path):
+    """The assignment's worked example; words separated by a special token so each word is one pre-token."""
+    words = "low low low low low lower lower widest widest widest newest newest newest newest newest newest"
+    path = tmp_path / "example.txt"
+    path.write_text(EOT.join(words.split()))
+    # Worked by hand: es/st tie at 9 -> (s, t) is greater; then (e, st) 9; lo/ow tie at 7 -> (o, w); (l, ow) 7;
+    # (w, est), (n, e), (e, w) tie at 6 -> (w, est); (n, e) 6; (ne, west) 6; wi/id/d-est tie at 3 -> (w, i);
+    # (wi, d) vs (d, est) -> (wi, d); (wid, est) 3; (low, e) vs (e, r) at 2 -> (low, e); (lowe, r).
+    expected = [(b"s", b"t"), (b"e", b"st"), (b"o", b"w"), (b"l", b"ow"), (b"w", b"est"), (b"n", b"e"),
+                (b"ne", b"west"), (b"w", b"i"), (b"wi", b"d"), (b"wid", b"est"), (b"low", b"e"), (b"lowe", b"r")]
+    for trainer in (train_bpe, train_bpe_naive):
+        vocab, merges = trainer(path, 256 + 1 + len(expected), [EOT])
+        assert merges == expected
+        # Nothing left to merge: asking for more stops early with the same merges.
+        assert trainer(path, 1000, [EOT])[1] == expected
+
+
+def test_parallel_chunks_match_naive(monkeypatch):
+    """Force the multi-process path with small chunks on a small file."""
+    monkeypatch.setattr(pretokenize, "IN_PROCESS_BYTES", 0)
+    monkeypatch.setattr(pretokenize, "chunk_size_for", lambda size, workers: 10_000)
+    path = FIXTURES / "shakespeare_slice.txt"
+    text = path.read_text(encoding="utf-8")
+    assert count_pretokens_in_file(path, [EOT], num_workers=2) == count_pretokens(text, [EOT])
+    assert train_bpe(path, 300, [EOT], num_workers=2) == train_bpe_naive(path, 300, [EOT])
+
+
+def test_gz_input_equals_plain(tmp_path):
+    gz = tmp_path / "corpus.en.gz"
+    with open(FIXTURES / "corpus.en", "rb") as src, gzip.open(gz, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    assert train_bpe(gz, 400, [EOT]) == train_bpe(FIXTURES / "corpus.en", 400, [EOT])
+
+
+# Text built from pieces that stress pre-token and special-token boundaries.
+_pieces = st.sampled_from(["a", "b", "ab", " ", "  ", "\n", "\t", "'s", "7", "é", "日本", "🙂", ".", EOT, "<|x|>"])
+_texts = st.lists(_pieces, max_size=300).map("".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_texts, chunk=st.integers(1, 40))
+def test_chunk_boundaries_keep_pretokens(tmp_path, text, chunk):
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    data = path.read_bytes()
+    specials = [EOT, "<|x|>", EOT + EOT, "a b", "é<|x|>é"]  # overlapping, nested, holding whitespace
+    bounds = find_chunk_boundaries(path, chunk, specials)
+    assert bounds[0] == 0 and bounds[-1] == len(data) and bounds == sorted(set(bounds))
+    per_chunk = Counter()
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        per_chunk += count_pretokens(data[a:b].decode("utf-8"), specials)
+    assert per_chunk == count_pretokens(text, specials)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(min_size=1, max_size=200), extra=st.integers(0, 40))
+def test_fast_equals_naive_random_unicode(tmp_path, text, extra):
+    path = tmp_path / "t.txt"
+    path.write_bytes(text.encode("utf-8"))
+    assert train_bpe(path, 257 + extra, [EOT]) == train_bpe_naive(path, 257 + extra, [EOT])
+
+
+@pytest.mark.parametrize("trainer", [train_bpe, train_bpe_naive])
+def test_bad_inputs(trainer, tmp_path):
+    good = FIXTURES / "tinystories_sample.txt"
+    with pytest.raises(ValueError, match="vocab_size=256 is too small.*at least 257"):
+        trainer(good, 256, [EOT])
+    with pytest.raises(FileNotFoundError, match="no_such_file"):
+        trainer(tmp_path / "no_such_file.txt", 300, [EOT])
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty"):
+        trainer(empty, 300, [EOT])
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"hello world \xff\xfe more")
+    with pytest.raises(ValueError, match=r"invalid UTF-8 at byte offset 12"):
+        trainer(bad, 300, [EOT])
+    with pytest.raises(ValueError, match="duplicate special token"):
+        trainer(good, 300, [EOT, EOT])
+    with pytest.raises(ValueError, match="non-empty strings"):
+        trainer(good, 300, [""])
+
+
+def test_chunk_boundary_never_inside_a_longer_special(tmp_path):
+    text = "ab é<|x|>é cd<|x|>"
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    inner = len("ab é".encode())  # where "<|x|>" starts, inside the special "é<|x|>é"
+    bounds = find_chunk_boundaries(path, inner, ["<|x|>", "é<|x|>é"])
+    assert inner not in bounds
+    assert bounds == [0, len("ab é<|x|>é cd".encode()), len(text.encode())]
