@@ -1,0 +1,232 @@
+"""Tokenizer: GPT-2 ids against tiktoken (built offline from the fixture files), round trips, streaming, files."""
+
+import gzip
+import json
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tiktoken
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe
+from cs336_basics.tokenizer import tokenizer as tokenizer_module
+from cs336_basics.tokenizer.io import CHAR_TO_BYTE
+from cs336_basics.tokenizer.pretokenize import GPT2_PATTERN
+from tests.adapters import get_tokenizer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EOT = "<|endoftext|>"
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> Tokenizer:
+    return Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT])
+
+
+@pytest.fixture(scope="module")
+def gpt2_two_specials(gpt2) -> Tokenizer:
+    return Tokenizer(gpt2.vocab, gpt2.merges, [EOT, EOT + EOT])
+
+
+@pytest.fixture(scope="module")
+def reference() -> tiktoken.Encoding:
+    """tiktoken's GPT-2 encoding, built here from the fixture vocabulary: nothing is downloaded."""
+    vocab = json.loads((FIXTURES / "gpt2_vocab.json").read_text(encoding="utf-8"))
+    ranks = {bytes(CHAR_TO_BYTE[c] for c in token): i for token, i in vocab.items() if token != EOT}
+    return tiktoken.Encoding(
+        name="gpt2_offline", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: vocab[EOT]}
+    )
+
+
+STRINGS = [
+    "",
+    " ",
+    "Hello, world! It's 2024 and we're    testing\n\n\ttabs  ",
+    f"first story{EOT}second story{EOT}",
+    f"{EOT}{EOT} back to back, and a partial <|endoftext| token",
+    "emoji 🙂🙃🤖 and 👩‍👩‍👧‍👦 family, flags 🇫🇷",
+    "multi-byte: naïve café, Ελληνικά, 日本語のテキスト, العربية, 한국어",
+    "numbers 1234567890 3.14159 and symbols @#$%^&*()_+{}|:<>?",
+]
+
+
+@pytest.mark.parametrize("name", ["address.txt", "german.txt", "tinystories_sample.txt", "corpus.en"])
+def test_matches_tiktoken_on_files(gpt2, reference, name):
+    text = (FIXTURES / name).read_text(encoding="utf-8")
+    ids = gpt2.encode(text)
+    assert ids == reference.encode(text, allowed_special="all")
+    assert gpt2.decode(ids) == text
+
+
+@pytest.mark.parametrize("text", STRINGS)
+def test_matches_tiktoken_on_strings(gpt2, reference, text):
+    ids = get_tokenizer(gpt2.vocab, gpt2.merges, [EOT]).encode(text)
+    assert ids == reference.encode(text, allowed_special="all")
+    assert gpt2.decode(ids) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text())
+def test_round_trip_any_unicode(gpt2, reference, text):
+    ids = gpt2.encode(text)
+    assert gpt2.decode(ids) == text
+    assert ids == reference.encode(text, allowed_special="all")
+
+
+def test_overlapping_special_tokens_longest_wins(gpt2, gpt2_two_specials):
+    double = EOT + EOT
+    tok = gpt2_two_specials
+    ids = tok.encode(f"a{double}b{EOT}c")
+    double_id = tok.special_token_id(double)
+    assert double_id == gpt2.vocab_size  # appended after the vocabulary
+    assert ids == gpt2.encode("a") + [double_id] + gpt2.encode("b") + [50256] + gpt2.encode("c")
+    assert tok.decode(ids) == f"a{double}b{EOT}c"
+
+
+def test_without_special_tokens_they_are_plain_text(gpt2, reference):
+    plain = Tokenizer(gpt2.vocab, gpt2.merges)
+    assert plain.encode(EOT) == reference.encode_ordinary(EOT)
+    assert 50256 not in plain.encode(EOT)
+
+
+def test_decode_policies(gpt2):
+    assert gpt2.decode([]) == ""
+    byte_ff = next(i for i, token in gpt2.vocab.items() if token == b"\xff")
+    assert gpt2.decode(gpt2.encode("ok") + [byte_ff]) == "ok\ufffd"
+    with pytest.raises(ValueError, match="token id 99999 is not in the vocabulary"):
+        gpt2.decode([1, 2, 99999])
+    with pytest.raises(ValueError, match="token id -1"):
+        gpt2.decode([-1])
+
+
+def test_special_token_id_and_vocab_size(gpt2):
+    assert gpt2.special_token_id(EOT) == 50256
+    assert gpt2.vocab_size == 50257
+    with pytest.raises(ValueError, match="'<|pad|>' is not a special token"):
+        gpt2.special_token_id("<|pad|>")
+
+
+def test_constructor_rejects_bad_definitions():
+    with pytest.raises(ValueError, match="lacks single-byte tokens"):
+        Tokenizer({0: b"a"}, [])
+    base = {i: bytes([i]) for i in range(256)}
+    with pytest.raises(ValueError, match="merge 0"):
+        Tokenizer(base, [(b"a", b"b")])  # b"ab" is not in the vocabulary
+    with pytest.raises(ValueError, match="duplicate special token"):
+        Tokenizer(base, [], [EOT, EOT])
+
+
+def _chunks(text: str, cuts: list[int]):
+    points = sorted({min(c, len(text)) for c in cuts})
+    return [text[a:b] for a, b in zip([0, *points], [*points, len(text)])]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(["a", "b", " ", "  ", "\n", "é", "🙂", "'s", "9", EOT, EOT + EOT]), max_size=80),
+    cuts=st.lists(st.integers(0, 400), max_size=10),
+)
+def test_encode_iterable_equals_encode(gpt2_two_specials, parts, cuts):
+    tok = gpt2_two_specials
+    text = "".join(parts)
+    expected = tok.encode(text)
+    # A tiny buffer threshold so every chunk is cut and encoded separately.
+    original = tokenizer_module._STREAM_BUFFER_CHARS
+    tokenizer_module._STREAM_BUFFER_CHARS = 1
+    try:
+        assert list(tok.encode_iterable(_chunks(text, cuts))) == expected
+    finally:
+        tokenizer_module._STREAM_BUFFER_CHARS = original
+
+
+def test_encode_iterable_over_a_file(gpt2):
+    path = FIXTURES / "tinystories_sample.txt"
+    with open(path, encoding="utf-8") as f:
+        streamed = list(gpt2.encode_iterable(f))
+    assert streamed == gpt2.encode(path.read_text(encoding="utf-8"))
+
+
+def test_encode_iterable_memory_is_bounded(gpt2):
+    """~8 MB of text streamed line by line: the peak traced memory stays far below the text size."""
+    lines = (FIXTURES / "corpus.en").read_text(encoding="utf-8").splitlines(keepends=True)
+
+    def stream(total_lines=60 * len(lines)):
+        for k in range(total_lines):
+            yield lines[k % len(lines)]
+
+    tracemalloc.start()
+    count = sum(1 for _ in gpt2.encode_iterable(stream()))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    total_bytes = 60 * len((FIXTURES / "corpus.en").read_bytes())
+    assert count > total_bytes // 8  # the whole stream was encoded
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MB for a {total_bytes / 2**20:.1f} MB stream"
+
+
+def test_save_and_load_round_trip(tmp_path):
+    vocab, merges = train_bpe(FIXTURES / "tinystories_sample.txt", 400, [EOT])
+    tok = Tokenizer(vocab, merges, [EOT])
+    tok.save(tmp_path / "tok")
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["merges.txt", "special_tokens.json", "vocab.json"]
+    loaded = Tokenizer.from_dir(tmp_path / "tok")
+    assert loaded.vocab == vocab and loaded.merges == merges and loaded.special_tokens == [EOT]
+    text = (FIXTURES / "tinystories_sample.txt").read_text(encoding="utf-8")
+    assert loaded.encode(text) == tok.encode(text)
+    with pytest.raises(FileNotFoundError, match="not a saved tokenizer directory"):
+        Tokenizer.from_dir(tmp_path / "nothing")
+
+
+def test_saved_files_load_in_hf_tokenizers(tmp_path):
+    """Our files in GPT-2's format load in HF tokenizers, which then encodes like us."""
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers import decoders, models, pre_tokenizers
+
+    vocab, merges = train_bpe(FIXTURES / "corpus.en", 600, [EOT])
+    tok = Tokenizer(vocab, merges, [EOT])
+    tok.save(tmp_path)
+    hf = HFTokenizer(models.BPE.from_file(str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt")))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    text = (FIXTURES / "corpus.en").read_text(encoding="utf-8")[:20000]
+    assert hf.encode(text).ids == tok.encode(text)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_encode_file_equals_encode(gpt2, tmp_path, monkeypatch, parallel):
+    if parallel:  # force worker processes and small chunks on a small file
+        monkeypatch.setattr(tokenizer_module, "IN_PROCESS_BYTES", 0)
+        monkeypatch.setattr(tokenizer_module, "chunk_size_for", lambda size, workers: 5_000)
+    path = FIXTURES / "shakespeare_slice.txt"
+    result = encode_file(gpt2, path, tmp_path / "out.npy", num_workers=2, progress=False)
+    ids = np.load(tmp_path / "out.npy", mmap_mode="r")
+    assert ids.dtype == np.uint16
+    expected = gpt2.encode(path.read_text(encoding="utf-8"))
+    assert ids.tolist() == expected
+    assert (result.num_bytes, result.num_tokens) == (path.stat().st_size, len(expected))
+    assert result.bytes_per_token == pytest.approx(result.num_bytes / result.num_tokens)
+    assert not (tmp_path / "out.npy.part").exists()
+
+
+def test_encode_file_gz_and_uint32(tmp_path):
+    base = {i: bytes([i]) for i in range(256)}
+    tok = Tokenizer({**base, 70_000: b"ab"}, [(b"a", b"b")])  # ids beyond uint16
+    gz = tmp_path / "in.txt.gz"
+    with gzip.open(gz, "wt", encoding="utf-8") as f:
+        f.write("abc ab")
+    encode_file(tok, gz, tmp_path / "out.npy", progress=False)
+    ids = np.load(tmp_path / "out.npy")
+    assert ids.dtype == np.uint32
+    assert ids.tolist() == tok.encode("abc ab") == [70_000, 99, 32, 70_000]
+
+
+def test_encode_file_bad_input(gpt2, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine text \xc3\x28 broken")
+    with pytest.raises(ValueError, match="invalid UTF-8 at byte offset 10"):
+        encode_file(gpt2, bad, tmp_path / "out.npy", progress=False)
+    assert not (tmp_path / "out.npy").exists() and not (tmp_path / "out.npy.part").exists()
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        encode_file(gpt2, tmp_path / "missing.txt", tmp_path / "out.npy", progress=False)
