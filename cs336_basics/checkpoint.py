@@ -107,8 +107,17 @@ def load_checkpoint(
 
     A checkpoint of another architecture raises ValueError naming the file and the first mismatching key.
     """
-    ckpt = read_checkpoint(src)
-    name = _source_name(src)
+    return restore_checkpoint(read_checkpoint(src), model, optimizer, name=_source_name(src))
+
+
+def restore_checkpoint(
+    ckpt: dict[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    name: str = "<in memory>",
+) -> int:
+    """`load_checkpoint` for a dict already read with `read_checkpoint` (e.g. to build the model from its
+    config first); `name` appears in error messages."""
     target = _unwrap(model)
     saved = {k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()}
     expected = target.state_dict()
