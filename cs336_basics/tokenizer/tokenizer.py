@@ -140,14 +140,18 @@ class Tokenizer:
         """
         ids = list(map(self._byte_ids.__getitem__, pretoken.encode("utf-8")))
         rank_of = self._merge_rank.get
-        while len(ids) > 1:
-            ranks = list(map(rank_of, zip(ids, ids[1:])))  # None where no merge applies
+        ranks = list(map(rank_of, zip(ids, ids[1:])))  # ranks[i]: rank of (ids[i], ids[i+1]), None if no merge
+        while True:
             best = min(filter(None, ranks), default=0)
             if not best:
-                break
+                return ids
             i = ranks.index(best)
             ids[i : i + 2] = [self._merged_id[best]]
-        return ids
+            del ranks[i]  # only the pairs next to the new token change
+            if i:
+                ranks[i - 1] = rank_of((ids[i - 1], ids[i]))
+            if i < len(ranks):
+                ranks[i] = rank_of((ids[i], ids[i + 1]))
 
     def _encode_ordinary(self, text: str) -> Iterator[int]:
         """Ids of text that holds no special token."""
@@ -247,6 +251,21 @@ def _encode_task(args: tuple) -> tuple[np.ndarray, int]:
     return _encode_range(_worker_tokenizer[-1], path, start, end, dtype), end - start
 
 
+def _encoded_chunks(tokenizer: Tokenizer, tasks: list[tuple], num_workers: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(ids, bytes read) per chunk, in file order. The first chunk is encoded here, before the workers start:
+    where processes are forked, they inherit its warm pre-token cache instead of each rebuilding it."""
+    if not tasks:  # an empty file
+        return
+    path, start, end, dtype = tasks[0]
+    yield _encode_range(tokenizer, path, start, end, dtype), end - start
+    if num_workers == 1:
+        for path, start, end, dtype in tasks[1:]:
+            yield _encode_range(tokenizer, path, start, end, dtype), end - start
+    elif len(tasks) > 1:
+        with Pool(min(num_workers, len(tasks) - 1), initializer=_init_worker, initargs=(tokenizer,)) as pool:
+            yield from pool.imap(_encode_task, tasks[1:])
+
+
 def encode_file(
     tokenizer: Tokenizer, input_path, output_path, *, num_workers: int | None = None, progress: bool = True
 ) -> EncodeResult:
@@ -273,20 +292,10 @@ def encode_file(
         try:
             with open(partial, "wb") as f:
                 f.write(_npy_header(dtype, 0))
-                if in_process:
-                    results = ((_encode_range(tokenizer, *task), task[2] - task[1]) for task in tasks)
-                    pool = None
-                else:
-                    pool = Pool(min(num_workers, len(tasks)), initializer=_init_worker, initargs=(tokenizer,))
-                    results = pool.imap(_encode_task, tasks)
-                try:
-                    for ids, nbytes in results:
-                        f.write(ids.tobytes())
-                        num_tokens += len(ids)
-                        bar.update(nbytes)
-                finally:
-                    if pool is not None:
-                        pool.terminate()
+                for ids, nbytes in _encoded_chunks(tokenizer, tasks, 1 if in_process else num_workers):
+                    f.write(ids.tobytes())
+                    num_tokens += len(ids)
+                    bar.update(nbytes)
                 f.seek(0)
                 f.write(_npy_header(dtype, num_tokens))
             os.replace(partial, output_path)

@@ -1,0 +1,197 @@
+"""Tokenizer benchmark: ours against HF tokenizers (training) and tiktoken / HF tokenizers (encoding).
+
+    uv run python benchmarks/bench_tokenizer.py            # full run (a few minutes)
+    uv run python benchmarks/bench_tokenizer.py --quick    # 2 MB of each corpus, one repetition
+
+Corpora (see corpora.py): the bundled Shakespeare (~5 MB) and ~40 MB of Python standard-library code.
+- Training, vocab 10,000 with <|endoftext|>: wall time and peak RSS of the whole process tree (sampled every 20 ms),
+  each run in a fresh subprocess; ours uses all cores (processes), HF its default thread pool.
+  Merges are checked against the naive trainer on a 200 KB prefix (the naive trainer is too slow for all of it).
+- Encoding with GPT-2's vocabulary (tests/fixtures): MB/s of one process from a cold cache (a fresh Tokenizer per
+  repetition), against tiktoken's GPT-2 encoding (built offline from the same files; ids must be identical) and
+  HF tokenizers' ByteLevel BPE with one thread; then `encode_file` on all cores against tiktoken single-thread.
+Repetitions are interleaved (ours, reference, ours, ...) and the best of each is kept.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import corpora  # noqa: E402
+
+FIXTURES = corpora.ROOT / "tests" / "fixtures"
+EOT = corpora.EOT
+VOCAB_SIZE = 10_000
+
+
+def _peak_tree_rss(stop: threading.Event, result: list) -> None:
+    import psutil
+
+    me = psutil.Process()
+    peak = 0
+    while not stop.is_set():
+        try:
+            rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+        except psutil.Error:
+            rss = 0
+        peak = max(peak, rss)
+        stop.wait(0.02)
+    result.append(peak)
+
+
+def _train_once(which: str, path: str) -> dict:
+    """Runs inside a fresh subprocess: train once, report seconds and peak tree RSS."""
+    stop, peak = threading.Event(), []
+    sampler = threading.Thread(target=_peak_tree_rss, args=(stop, peak))
+    sampler.start()
+    start = time.perf_counter()
+    if which == "ours":
+        from cs336_basics.tokenizer import train_bpe
+
+        _, merges = train_bpe(path, VOCAB_SIZE, [EOT])
+        num_merges = len(merges)
+    else:
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=VOCAB_SIZE,
+            special_tokens=[EOT],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tok.train([path], trainer)
+        num_merges = tok.get_vocab_size() - 257
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    return {"seconds": seconds, "peak_mb": peak[0] / 2**20, "merges": num_merges}
+
+
+def train_in_subprocess(which: str, path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--_train-once", which, str(path)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def prefix_file(path: Path, nbytes: int) -> Path:
+    """The first ~nbytes of a corpus, cut at a newline (for quick runs and naive checks)."""
+    out = corpora.CACHE / f"{path.stem}_prefix{nbytes}.txt"
+    if not out.exists():
+        data = path.read_bytes()[:nbytes]
+        out.write_bytes(data[: data.rfind(b"\n") + 1])
+    return out
+
+
+def gpt2_references():
+    import tiktoken
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    from cs336_basics.tokenizer.io import CHAR_TO_BYTE
+    from cs336_basics.tokenizer.pretokenize import GPT2_PATTERN
+
+    vocab = json.loads((FIXTURES / "gpt2_vocab.json").read_text(encoding="utf-8"))
+    ranks = {bytes(CHAR_TO_BYTE[c] for c in t): i for t, i in vocab.items() if t != EOT}
+    enc = tiktoken.Encoding(name="gpt2_offline", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                            special_tokens={EOT: vocab[EOT]})
+    hf = Tokenizer(models.BPE.from_file(str(FIXTURES / "gpt2_vocab.json"), str(FIXTURES / "gpt2_merges.txt")))
+    hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    hf.decoder = decoders.ByteLevel()
+    hf.add_special_tokens([EOT])
+    return enc, hf
+
+
+def best_of(reps: int, fns: dict) -> dict:
+    """Interleave repetitions of each callable; return {name: (best seconds, last result)}."""
+    best = {name: (float("inf"), None) for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            result = fn()
+            seconds = time.perf_counter() - start
+            best[name] = (min(best[name][0], seconds), result)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="2 MB of each corpus, one repetition")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
+    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--skip-encode", action="store_true")
+    parser.add_argument("--_train-once", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._train_once:
+        print(json.dumps(_train_once(*args._train_once)))
+        return
+
+    from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe, train_bpe_naive
+
+    reps = 1 if args.quick else args.reps
+    paths = {name: build() for name, build in corpora.CORPORA.items()}
+    if args.quick:
+        paths = {name: prefix_file(p, 2_000_000) for name, p in paths.items()}
+    rows = []
+    print(f"cores: {os.cpu_count()}, repetitions: {reps}", flush=True)
+
+    for name, path in paths.items():
+        size_mb = path.stat().st_size / 1e6
+        print(f"\n== {name}: {size_mb:.1f} MB", flush=True)
+        if not args.skip_train:
+            small = prefix_file(path, 200_000)
+            same = train_bpe(small, 600, [EOT]) == train_bpe_naive(small, 600, [EOT])
+            print(f"fast == naive on a 200 KB prefix at vocab 600: {same}", flush=True)
+            runs = {"ours": [], "hf": []}
+            for _ in range(reps):
+                for which in runs:
+                    runs[which].append(train_in_subprocess(which, path))
+                    print(f"  train {which}: {runs[which][-1]}", flush=True)
+            ours_s = min(r["seconds"] for r in runs["ours"])
+            hf_s = min(r["seconds"] for r in runs["hf"])
+            ours_mb = max(r["peak_mb"] for r in runs["ours"])
+            hf_mb = max(r["peak_mb"] for r in runs["hf"])
+            rows.append((name, "train vocab 10k: seconds", ours_s, hf_s, "HF tokenizers", "<= 1.5"))
+            rows.append((name, "train vocab 10k: peak RSS MB", ours_mb, hf_mb, "HF tokenizers",
+                         f"<= {max(2.0, 500 / hf_mb):.2f}"))
+        if not args.skip_encode:
+            enc, hf = gpt2_references()
+            text = path.read_text(encoding="utf-8")
+            timed = best_of(reps, {
+                "ours": lambda: Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt",
+                                                     [EOT]).encode(text),
+                "tiktoken": lambda: enc.encode(text, allowed_special="all"),
+                "hf": lambda: hf.encode(text).ids,
+            })
+            same = timed["ours"][1] == timed["tiktoken"][1]
+            print(f"ids identical to tiktoken: {same}; HF ids identical: {timed['hf'][1] == timed['ours'][1]}")
+            mbs = {k: size_mb / v[0] for k, v in timed.items()}
+            print("  encode MB/s:", {k: round(v, 2) for k, v in mbs.items()}, flush=True)
+            rows.append((name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["tiktoken"], "tiktoken", ">= 0.35"))
+            rows.append((name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["hf"], "HF tokenizers 1 thread",
+                         ">= 3"))
+            tok = Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT])
+            out = corpora.CACHE / f"{name}_gpt2.npy"
+            file_s = min(encode_file(tok, path, out, progress=False).seconds for _ in range(reps))
+            rows.append((name, f"encode_file {os.cpu_count()} cores MB/s", size_mb / file_s, mbs["tiktoken"],
+                         "tiktoken 1 thread", ">= 0.6"))
+            del text
+
+    print("\n| corpus | measure | ours | reference | ref value | ours/ref | target |")
+    print("|---|---|---|---|---|---|---|")
+    for name, measure, ours, ref, ref_name, target in rows:
+        print(f"| {name} | {measure} | {ours:.2f} | {ref_name} | {ref:.2f} | {ours / ref:.2f} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
