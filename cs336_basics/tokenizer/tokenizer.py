@@ -10,7 +10,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -36,6 +36,7 @@ from cs336_basics.tokenizer.pretokenize import (
 _LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
 _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
 _MAX_CACHE_ENTRIES = 1 << 20  # the pre-token cache is emptied when it grows past this (bounds memory)
+_NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
 
 
 class _PretokenCache(dict):
@@ -80,12 +81,11 @@ class Tokenizer:
         if missing:
             raise ValueError(f"the vocabulary lacks single-byte tokens, e.g. {bytes([missing[0]])!r}")
         self._byte_ids = [id_of[bytes([b])] for b in range(256)]
-        # Ranks start at 1 so that a missing pair (None) and "no merge" are both falsy.
-        self._merge_rank: dict[tuple[int, int], int] = {}
-        self._merged_id = [-1]  # _merged_id[rank] = id of the token that merge makes
-        for rank, (a, b) in enumerate(self.merges, start=1):
+        self._merge_rank: dict[tuple[int, int], int] = {}  # (id, id) -> rank, the merge's position in the list
+        self._merged_id = []  # _merged_id[rank] = id of the token that merge makes
+        for rank, (a, b) in enumerate(self.merges):
             if a not in id_of or b not in id_of or a + b not in id_of:
-                raise ValueError(f"merge {rank - 1} ({a!r}, {b!r}) uses or makes a token missing from the vocabulary")
+                raise ValueError(f"merge {rank} ({a!r}, {b!r}) uses or makes a token missing from the vocabulary")
             self._merge_rank.setdefault((id_of[a], id_of[b]), rank)
             self._merged_id.append(id_of[a + b])
         self._special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
@@ -139,19 +139,20 @@ class Tokenizer:
         -> [low] with merges (o, w), (l, ow).
         """
         ids = list(map(self._byte_ids.__getitem__, pretoken.encode("utf-8")))
-        rank_of = self._merge_rank.get
-        ranks = list(map(rank_of, zip(ids, ids[1:])))  # ranks[i]: rank of (ids[i], ids[i+1]), None if no merge
-        while True:
-            best = min(filter(None, ranks), default=0)
-            if not best:
-                return ids
+        rank_of, never = self._merge_rank.get, _NO_MERGE
+        ranks = list(map(rank_of, zip(ids, ids[1:]), repeat(never)))  # ranks[i]: rank of (ids[i], ids[i + 1])
+        while ranks:
+            best = min(ranks)
+            if best == never:
+                break
             i = ranks.index(best)
             ids[i : i + 2] = [self._merged_id[best]]
             del ranks[i]  # only the pairs next to the new token change
             if i:
-                ranks[i - 1] = rank_of((ids[i - 1], ids[i]))
+                ranks[i - 1] = rank_of((ids[i - 1], ids[i]), never)
             if i < len(ranks):
-                ranks[i] = rank_of((ids[i], ids[i + 1]))
+                ranks[i] = rank_of((ids[i], ids[i + 1]), never)
+        return ids
 
     def _encode_ordinary(self, text: str) -> Iterator[int]:
         """Ids of text that holds no special token."""
