@@ -69,7 +69,9 @@ class Server:
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):  # talk to 127.0.0.1 directly
+        monkeypatch.delenv(var, raising=False)
     srv = Server()
     thread = threading.Thread(target=srv.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
