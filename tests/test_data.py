@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cs336_basics import data
 from cs336_basics.data import eval_batches, get_batch, num_eval_windows, open_tokens
@@ -72,6 +74,23 @@ def test_get_batch_windows_are_shifted_slices():
         start = row_x[0] - 100
         assert row_x == list(range(100 + start, 107 + start))
         assert row_y == [t + 1 for t in row_x]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 300), context=st.integers(1, 40), batch=st.integers(1, 9), seed=st.integers(0, 2**32))
+def test_windows_property(n, context, batch, seed):
+    """On arange data, every sampled row is a contiguous slice inside the data with y = x + 1, and the eval windows
+    tile the data from 0 — for any size that fits a window."""
+    if n < context + 1:
+        with pytest.raises(ValueError, match="too short"):
+            get_batch(np.arange(n), batch, context, "cpu")
+        return
+    x, y = get_batch(np.arange(n), batch, context, "cpu", generator=np.random.default_rng(seed))
+    starts = x[:, :1]
+    assert torch.equal(x, starts + torch.arange(context)) and torch.equal(y, x + 1)
+    assert int(starts.min()) >= 0 and int(starts.max()) <= n - context - 1
+    xs = torch.cat([bx for bx, _ in eval_batches(np.arange(n), batch, context, "cpu")])
+    assert torch.equal(xs.flatten(), torch.arange(num_eval_windows(n, context) * context))
 
 
 def test_get_batch_covers_every_valid_start_uniformly():
