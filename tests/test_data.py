@@ -36,6 +36,14 @@ def test_open_tokens_not_npy(tmp_path):
         open_tokens(path)
 
 
+def test_open_tokens_truncated_file(tmp_path):
+    path = tmp_path / "cut.npy"
+    np.save(path, np.arange(1000, dtype=np.uint16))
+    path.write_bytes(path.read_bytes()[:1000])  # header intact, data cut short (an interrupted tokenization)
+    with pytest.raises(ValueError, match=r"cut\.npy.*not a readable \.npy"):
+        open_tokens(path)
+
+
 @pytest.mark.parametrize("array", [np.zeros((4, 4), dtype=np.int32), np.zeros(10, dtype=np.float32)])
 def test_open_tokens_wrong_shape_or_dtype(tmp_path, array):
     path = tmp_path / "bad.npy"
