@@ -3,9 +3,9 @@
     {"model": state_dict, "optimizer": state_dict, "iteration": int, **extra}
 
 The trainer puts its resolved config, RNG states and data position into `extra`, so a single file is enough to
-resume a run or to sample from it. Checkpoints are loaded with `torch.load(weights_only=True)`: only tensors and
-plain Python values, never arbitrary pickled code. Written to a path, a checkpoint appears atomically (temp file,
-fsync, rename), so a crash mid-write leaves the previous checkpoint intact.
+resume a run or to sample from it. Checkpoints are loaded with `torch.load(weights_only=True)`: only tensors
+and plain Python values, never arbitrary pickled code. Written to a path, a checkpoint appears atomically
+(temp file, fsync, rename), so a crash mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _source_name(src: PathOrFile) -> str:
-    return repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else repr(getattr(src, "name", "<file>"))
+    return (
+        repr(os.fspath(src)) if isinstance(src, (str, os.PathLike)) else repr(getattr(src, "name", "<file>"))
+    )
 
 
 def save_checkpoint(
@@ -40,7 +42,7 @@ def save_checkpoint(
     out: PathOrFile,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Save model + optimizer state and the iteration (plus `extra`) to a path (atomically) or a file object."""
+    """Save model + optimizer state and the iteration (plus `extra`) to a path (atomically) or file object."""
     extra = extra or {}
     clash = sorted(set(extra) & set(RESERVED_KEYS))
     if clash:
@@ -93,7 +95,9 @@ def read_checkpoint(src: PathOrFile, map_location: str | torch.device = "cpu") -
         raise ValueError(f"checkpoint {name} does not exist")
     try:
         ckpt = torch.load(src, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... depending on the damage
+    except (
+        Exception
+    ) as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... depending on the damage
         raise ValueError(f"checkpoint {name} is corrupt or truncated ({type(e).__name__}: {e})") from e
     if not isinstance(ckpt, dict) or any(key not in ckpt for key in RESERVED_KEYS):
         raise ValueError(f"{name} is not a checkpoint: expected a dict with keys {list(RESERVED_KEYS)}")
@@ -127,8 +131,8 @@ def restore_checkpoint(
             raise ValueError(f"checkpoint {name} does not fit the model: key {key!r} is only in the {where}")
         if saved[key].shape != expected[key].shape:
             raise ValueError(
-                f"checkpoint {name} does not fit the model: {key!r} has shape {tuple(saved[key].shape)} in the "
-                f"checkpoint but {tuple(expected[key].shape)} in the model"
+                f"checkpoint {name} does not fit the model: {key!r} has shape {tuple(saved[key].shape)} "
+                f"in the checkpoint but {tuple(expected[key].shape)} in the model"
             )
     target.load_state_dict(saved)
     if optimizer is not None:
@@ -144,7 +148,7 @@ def checkpoint_path(run_dir: str | os.PathLike, iteration: int) -> Path:
 
 
 def find_latest_checkpoint(run_or_file: str | os.PathLike) -> Path:
-    """A checkpoint file -> itself; a run directory (or its checkpoints/ folder) -> its highest-step checkpoint."""
+    """A checkpoint file -> itself; a run directory (or its checkpoints/ folder) -> its latest checkpoint."""
     path = Path(run_or_file)
     if path.is_file():
         return path

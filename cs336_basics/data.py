@@ -41,7 +41,8 @@ def open_tokens(path: str | os.PathLike, vocab_size: int | None = None) -> np.nd
         raise ValueError(f"token file {path!r} is not a readable .npy array ({e})") from e
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
         raise ValueError(
-            f"token file {path!r} must hold a 1-D integer array, got shape {tokens.shape} and dtype {tokens.dtype}"
+            f"token file {path!r} must hold a 1-D integer array, "
+            f"got shape {tokens.shape} and dtype {tokens.dtype}"
         )
     if vocab_size is not None:
         for start in range(0, len(tokens), _SCAN_CHUNK):
@@ -89,7 +90,7 @@ def get_batch(
     context_length: int,
     device: str | torch.device,
     generator: np.random.Generator | None = None,
-) -> tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]:
+) -> tuple[Int[Tensor, " batch seq"], Int[Tensor, " batch seq"]]:
     """Sample `batch_size` windows uniformly over every valid start i in [0, len − context_length):
 
         x[b] = dataset[i_b : i_b + context_length],    y[b] = dataset[i_b + 1 : i_b + context_length + 1]
@@ -117,10 +118,10 @@ def eval_batches(
     context_length: int,
     device: str | torch.device,
     max_batches: int | None = None,
-) -> Iterator[tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]]:
+) -> Iterator[tuple[Int[Tensor, " batch seq"], Int[Tensor, " batch seq"]]]:
     """Yield (x, y) over fixed windows starting at 0, T, 2T, ...: every token after the first is predicted
-    exactly once (up to the last partial window), so the mean loss is the exact validation loss. Deterministic;
-    the last batch may be smaller; `max_batches` stops early for a cheap estimate."""
+    exactly once (up to the last partial window), so the mean loss is the exact validation loss.
+    Deterministic; the last batch may be smaller; `max_batches` stops early for a cheap estimate."""
     _check_batch_args(dataset, batch_size, context_length)
     n_windows = num_eval_windows(len(dataset), context_length)
     offsets = np.arange(context_length + 1)
@@ -139,8 +140,12 @@ def main(argv: list[str] | None = None) -> None:
         help="download a corpus of the assignment",
         description="Download a corpus into --dest (resumable: rerun after an interruption to continue).",
     )
-    fetch.add_argument("dataset", choices=sorted(DATASETS), help="tinystories: TinyStoriesV2-GPT4 train/valid; "
-                       "owt: the OpenWebText sample train/valid (decompressed after download)")
+    fetch.add_argument(
+        "dataset",
+        choices=sorted(DATASETS),
+        help="tinystories: TinyStoriesV2-GPT4 train/valid; "
+        "owt: the OpenWebText sample train/valid (decompressed after download)",
+    )
     fetch.add_argument("--dest", default="data", help="destination directory (default: %(default)s)")
     fetch.add_argument("--retries", type=int, default=3, help="automatic resumes after a dropped connection")
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -150,8 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
-        print("interrupted: the partial download is kept as *.part; run the same command again to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: the partial download is kept as *.part; run the same command again to resume",
+            file=sys.stderr,
+        )
         sys.exit(130)
     for path in paths:
         print(f"{path}  ({path.stat().st_size / 1e6:.1f} MB)")

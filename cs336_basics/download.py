@@ -2,12 +2,12 @@
 
     uv run python -m cs336_basics.data download tinystories      # or: owt
 
-Downloads resume: bytes arrive in FILE.part, and a rerun (or an automatic retry after a dropped connection) asks
-the server for the rest with an HTTP Range request. A finished file is checked before it is renamed into place:
-its size against the server's Content-Length always, and its SHA-256 only where the table below lists one. We
-could not fetch the files while writing this module, so no digests are listed: the size check is what guards
-against truncation, and `RemoteFile(sha256=...)` is where a digest goes once known. Compressed files are
-decompressed after the check and the archive removed.
+Downloads resume: bytes arrive in FILE.part, and a rerun (or an automatic retry after a dropped connection)
+asks the server for the rest with an HTTP Range request. A finished file is checked before it is renamed into
+place: its size against the server's Content-Length always, and its SHA-256 only where the table below
+lists one. We could not fetch the files while writing this module, so no digests are listed: the size check
+is what guards against truncation, and `RemoteFile(sha256=...)` is where a digest goes once known.
+Compressed files are decompressed after the check and the archive removed.
 """
 
 from __future__ import annotations
@@ -42,14 +42,22 @@ class RemoteFile:
 
 DATASETS: dict[str, list[RemoteFile]] = {
     "tinystories": [
-        RemoteFile(f"{_HUB}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-train.txt",
-                   "TinyStoriesV2-GPT4-train.txt"),
-        RemoteFile(f"{_HUB}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-valid.txt",
-                   "TinyStoriesV2-GPT4-valid.txt"),
+        RemoteFile(
+            f"{_HUB}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-train.txt",
+            "TinyStoriesV2-GPT4-train.txt",
+        ),
+        RemoteFile(
+            f"{_HUB}/roneneldan/TinyStories/resolve/main/TinyStoriesV2-GPT4-valid.txt",
+            "TinyStoriesV2-GPT4-valid.txt",
+        ),
     ],
     "owt": [
-        RemoteFile(f"{_HUB}/stanford-cs336/owt-sample/resolve/main/owt_train.txt.gz", "owt_train.txt.gz", gunzip=True),
-        RemoteFile(f"{_HUB}/stanford-cs336/owt-sample/resolve/main/owt_valid.txt.gz", "owt_valid.txt.gz", gunzip=True),
+        RemoteFile(
+            f"{_HUB}/stanford-cs336/owt-sample/resolve/main/owt_train.txt.gz", "owt_train.txt.gz", gunzip=True
+        ),
+        RemoteFile(
+            f"{_HUB}/stanford-cs336/owt-sample/resolve/main/owt_valid.txt.gz", "owt_valid.txt.gz", gunzip=True
+        ),
     ],
 }
 
@@ -59,7 +67,11 @@ class DownloadError(ValueError):
 
 
 def download(
-    name: str, dest_dir: str | os.PathLike = "data", progress: bool = True, retries: int = 3, timeout: float = 60
+    name: str,
+    dest_dir: str | os.PathLike = "data",
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60,
 ) -> list[Path]:
     """Download every file of the dataset `name` (a key of DATASETS) into `dest_dir`; return the final paths.
 
@@ -89,7 +101,8 @@ def download_file(
                 if attempt == retries:
                     raise DownloadError(
                         f"download of {remote.url} was interrupted ({type(e).__name__}) after "
-                        f"{part.stat().st_size if part.exists() else 0} bytes; rerun the same command to resume"
+                        f"{part.stat().st_size if part.exists() else 0} bytes; "
+                        "rerun the same command to resume"
                     ) from e
         if remote.sha256 is not None:
             _check_sha256(part, remote.sha256, remote.url)
@@ -100,7 +113,7 @@ def download_file(
 
 
 def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
-    """Append the missing bytes of `url` to `part` (a Range request when part is non-empty); check the size."""
+    """Append the missing bytes of `url` to `part` (a Range request if part is non-empty); check the size."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
     try:
@@ -116,15 +129,24 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
         if offset and response.status == 206:
             start, total = _parse_content_range(response.headers.get("Content-Range", ""), url)
             if start != offset:
-                raise DownloadError(f"{url}: asked to resume at byte {offset}, the server sent from byte {start}")
+                raise DownloadError(
+                    f"{url}: asked to resume at byte {offset}, the server sent from byte {start}"
+                )
         else:  # the server ignored the Range header (or nothing to resume): download from the start
             offset = 0
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
-        with open(part, "ab" if offset else "wb") as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, desc=part.name.removesuffix(".part"),
-            disable=not progress,
-        ) as bar:
+        with (
+            open(part, "ab" if offset else "wb") as f,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
+        ):
             while True:
                 try:
                     chunk = response.read(_CHUNK)
@@ -162,11 +184,19 @@ def _check_sha256(path: Path, expected: str, url: str) -> None:
 
 
 def _gunzip(archive: Path, final: Path, progress: bool) -> None:
-    """Decompress archive -> final via a temp name (an interrupted run never leaves a half file as `final`)."""
+    """Decompress archive -> final via a temp name (so an interruption never leaves a half `final`)."""
     tmp = final.with_name(final.name + ".part")
-    with gzip.open(archive, "rb") as src, open(tmp, "wb") as dst, tqdm(
-        total=archive.stat().st_size, unit="B", unit_scale=True, desc=f"gunzip {archive.name}", disable=not progress
-    ) as bar:
+    with (
+        gzip.open(archive, "rb") as src,
+        open(tmp, "wb") as dst,
+        tqdm(
+            total=archive.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"gunzip {archive.name}",
+            disable=not progress,
+        ) as bar,
+    ):
         raw = src.fileobj  # the compressed stream: its position measures progress
         while block := src.read(_CHUNK):
             dst.write(block)

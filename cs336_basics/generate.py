@@ -1,6 +1,7 @@
 """Sample text from a trained run.
 
-    uv run python -m cs336_basics.generate --checkpoint runs/shakespeare --prompt "ROMEO." --temperature 0.7 --top-p 0.9
+    uv run python -m cs336_basics.generate --checkpoint runs/shakespeare --prompt "ROMEO." \
+        --temperature 0.7 --top-p 0.9
 
 --checkpoint takes a run directory (its latest checkpoint is used) or a checkpoint file. The model is rebuilt
 from the config stored in the checkpoint, and the tokenizer is read from the run's tokenizer/ folder.
@@ -20,14 +21,18 @@ from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer
 
 
-def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerLM, Path]:
-    """The model of a run's latest checkpoint (or of a checkpoint file), in eval mode, and the file it came from."""
+def load_model(
+    run_or_file: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[TransformerLM, Path]:
+    """The model of a run's latest checkpoint (or of a checkpoint file), in eval mode, and the file's path."""
     path = find_latest_checkpoint(run_or_file)
     ckpt = read_checkpoint(path, map_location=device)
     config = ckpt.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ValueError(f"checkpoint {str(path)!r} holds no model config (extra['config']['model']), so its "
-                         "model cannot be rebuilt; checkpoints written by the trainer have one")
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds no model config (extra['config']['model']), so its "
+            "model cannot be rebuilt; checkpoints written by the trainer have one"
+        )
     try:
         model_config = ModelConfig(**config["model"])
     except TypeError as e:  # a field this version of ModelConfig does not know
@@ -42,8 +47,10 @@ def find_tokenizer(checkpoint: Path) -> Path:
     for folder in (checkpoint.parent.parent / "tokenizer", checkpoint.parent / "tokenizer"):
         if (folder / "vocab.json").is_file():
             return folder
-    raise ValueError(f"no tokenizer/ folder (vocab.json, merges.txt) found for {str(checkpoint)!r}; "
-                     "pass one with --tokenizer DIR")
+    raise ValueError(
+        f"no tokenizer/ folder (vocab.json, merges.txt) found for {str(checkpoint)!r}; "
+        "pass one with --tokenizer DIR"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,16 +59,26 @@ def main(argv: list[str] | None = None) -> None:
         description="Continue prompts with a trained model (the run's latest checkpoint and its tokenizer).",
     )
     parser.add_argument("--checkpoint", required=True, help="run directory (runs/<name>) or checkpoint file")
-    parser.add_argument("--prompt", action="append", default=None,
-                        help="text to continue; repeat for a batch (default: '', i.e. start a new document)")
+    parser.add_argument(
+        "--prompt",
+        action="append",
+        default=None,
+        help="text to continue; repeat for a batch (default: '', i.e. start a new document)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=256, help="per prompt (default: %(default)s)")
     parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: %(default)s)")
-    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=None, help="keep only the k most likely tokens (default: off)")
+    parser.add_argument(
+        "--top-p", type=float, default=0.95, help="nucleus sampling mass (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--top-k", type=int, default=None, help="keep only the k most likely tokens (default: off)"
+    )
     parser.add_argument("--num-samples", type=int, default=1, help="continuations per prompt (default: 1)")
     parser.add_argument("--seed", type=int, default=None, help="for reproducible samples (default: random)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the run's tokenizer/)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps... (default: cuda or mps when available)")
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, mps... (default: cuda or mps when available)"
+    )
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error(f"--num-samples must be >= 1, got {args.num_samples}")
@@ -72,8 +89,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         model, path = load_model(args.checkpoint, device)
         tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
-        texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
-                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
+        texts = generate(
+            model,
+            tokenizer,
+            prompts,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            seed=args.seed,
+        )
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     for i, (prompt, text) in enumerate(zip(prompts, texts)):

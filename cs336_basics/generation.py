@@ -1,6 +1,6 @@
 """Sampling text from a TransformerLM: the next-token distribution (temperature, top-k, top-p) and generate().
 
-    text = generate(model, tokenizer, "Once upon a time", max_new_tokens=100, temperature=0.7, top_p=0.9, seed=0)
+    text = generate(model, tokenizer, "Once upon a time", max_new_tokens=100, temperature=0.7, top_p=0.9)
 
 Decoding uses the model's KV cache, so each new token costs one position instead of the whole prefix.
 """
@@ -17,14 +17,17 @@ EOT = "<|endoftext|>"
 
 
 def sampling_probs(
-    logits: Float[Tensor, "... vocab"], temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None
-) -> Float[Tensor, "... vocab"]:
+    logits: Float[Tensor, " ... vocab"],
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int | None = None,
+) -> Float[Tensor, " ... vocab"]:
     """The distribution `sample_next` draws from:
 
-        p = softmax(logits / temperature), restricted to the k most likely tokens (ties with the k-th kept), then to
-        the smallest set of most likely tokens whose probability reaches top_p, and renormalized.
+        p = softmax(logits / temperature), restricted to the k most likely tokens (ties with the k-th kept),
+        then to the smallest set of most likely tokens whose probability reaches top_p, and renormalized.
 
-    temperature 0 is greedy: all mass on the argmax. e.g. probs (0.5, 0.3, 0.2), top_p=0.7 -> (0.625, 0.375, 0).
+    temperature 0 is greedy (all mass on the argmax). e.g. probs (.5, .3, .2), top_p 0.7 -> (.625, .375, 0).
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
@@ -52,7 +55,7 @@ def sampling_probs(
 
 
 def sample_next(
-    logits: Float[Tensor, "... vocab"],
+    logits: Float[Tensor, " ... vocab"],
     temperature: float = 1.0,
     top_p: float = 1.0,
     top_k: int | None = None,
@@ -144,7 +147,7 @@ def generate(
     seed: int | None = None,
     use_cache: bool = True,
 ) -> str | list[str]:
-    """Continue `prompt` (a string, or a list of strings decoded together as a batch); return the continuation(s).
+    """Continue `prompt` (a string, or a list of strings decoded as one batch); return the continuation(s).
 
     Stops a row at "<|endoftext|>" (when the tokenizer has it) or after max_new_tokens. An empty prompt starts
     from "<|endoftext|>", i.e. at the beginning of a new document. `seed` makes sampling reproducible.
@@ -159,11 +162,15 @@ def generate(
     encoded = [tokenizer.encode(p) for p in prompts]
     if any(not ids for ids in encoded):
         if eot_id is None:
-            raise ValueError(f"an empty prompt needs a tokenizer with the special token {EOT!r} to start from")
+            raise ValueError(
+                f"an empty prompt needs a tokenizer with the special token {EOT!r} to start from"
+            )
         encoded = [ids or [eot_id] for ids in encoded]
     generator = None
     if seed is not None:
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    new = generate_ids(model, encoded, max_new_tokens, temperature, top_p, top_k, eot_id, generator, use_cache)
+    new = generate_ids(
+        model, encoded, max_new_tokens, temperature, top_p, top_k, eot_id, generator, use_cache
+    )
     texts = [tokenizer.decode(ids) for ids in new]
     return texts[0] if isinstance(prompt, str) else texts

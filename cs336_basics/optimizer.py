@@ -5,8 +5,8 @@
   `torch.optim.AdamW` so the two agree step for step.
 - `get_lr_cosine_schedule`: linear warmup, then cosine decay to a floor.
 
-Both optimizers subclass `torch.optim.Optimizer`, so param groups, `state_dict()` and `load_state_dict()` work as
-they do for PyTorch's own optimizers.
+Both optimizers subclass `torch.optim.Optimizer`, so param groups, `state_dict()` and `load_state_dict()` work
+as they do for PyTorch's own optimizers.
 """
 
 from __future__ import annotations
@@ -88,7 +88,12 @@ class AdamW(torch.optim.Optimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         loss = _evaluate(closure)
         for group in self.param_groups:
-            lr, (beta1, beta2), eps, weight_decay = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+            lr, (beta1, beta2), eps, weight_decay = (
+                group["lr"],
+                group["betas"],
+                group["eps"],
+                group["weight_decay"],
+            )
             for p in group["params"]:
                 if p.grad is None:
                     continue

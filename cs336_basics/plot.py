@@ -3,8 +3,8 @@
     uv run python -m cs336_basics.plot runs/a runs/b --x tokens --out learning_curves/a_vs_b.png
 
 Each metrics.jsonl line is one JSON record with "step", "tokens", "time" (seconds) and "train_loss" and/or
-"val_loss" (the trainer writes both kinds of record). Drawing uses matplotlib's object API with the Agg canvas,
-so no display and no global backend switch are needed.
+"val_loss" (the trainer writes both kinds of record). Drawing uses matplotlib's object API with the Agg
+canvas, so no display and no global backend switch are needed.
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-X_AXES = {"step": ("step", "optimizer step"), "tokens": ("tokens", "tokens seen"), "time": ("time", "wall-clock (min)")}
+X_AXES = {
+    "step": ("step", "optimizer step"),
+    "tokens": ("tokens", "tokens seen"),
+    "time": ("time", "wall-clock (min)"),
+}
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """The records of RUN/metrics.jsonl. A truncated last line (a run killed mid-write) is skipped with a warning;
-    any other malformed line is a ValueError naming the file and line."""
+    """The records of RUN/metrics.jsonl. A truncated last line (a run killed mid-write) is skipped with a
+    warning; any other malformed line is a ValueError naming the file and line."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise ValueError(f"{str(run_dir)!r} has no metrics.jsonl: is it a run directory?")
@@ -44,8 +48,8 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def curve(records: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], list[float]]:
-    """(xs, ys) over the records that hold `y`, e.g. curve([{"step": 1, "train_loss": 2.5}], "step", "train_loss")
-    -> ([1], [2.5]). Time is converted from seconds to minutes."""
+    """(xs, ys) over the records that hold `y`, e.g.
+    curve([{"step": 1, "train_loss": 2.5}], "step", "train_loss") -> ([1], [2.5]). Time is in minutes."""
     key = X_AXES[x][0]
     points = [(r[key], r[y]) for r in records if r.get(y) is not None and key in r]
     xs = [p[0] / 60 if x == "time" else p[0] for p in points]
@@ -53,7 +57,7 @@ def curve(records: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], l
 
 
 def make_figure(run_dirs: list[str | os.PathLike], x: str = "step", title: str | None = None) -> Figure:
-    """One axes: per run (one colour each) the train loss as a line and the validation loss as dots on a dashed
+    """One axes: per run (one colour each) the train loss as a line, the validation loss as dots on a dashed
     line."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}")
@@ -80,7 +84,9 @@ def make_figure(run_dirs: list[str | os.PathLike], x: str = "step", title: str |
 
 
 def plot_runs(
-    run_dirs: list[str | os.PathLike], x: str = "step", out: str | os.PathLike = "learning_curve.png",
+    run_dirs: list[str | os.PathLike],
+    x: str = "step",
+    out: str | os.PathLike = "learning_curve.png",
     title: str | None = None,
 ) -> Path:
     """Draw the runs' learning curves (see `make_figure`) into the PNG `out`; return its path."""
@@ -103,7 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--title", default=None, help="figure title (default: 'learning curves')")
     args = parser.parse_args(argv)
-    out = args.out or Path("learning_curves") / ("_vs_".join(Path(r).resolve().name for r in args.runs) + ".png")
+    out = args.out or Path("learning_curves") / (
+        "_vs_".join(Path(r).resolve().name for r in args.runs) + ".png"
+    )
     try:
         path = plot_runs(args.runs, x=args.x, out=out, title=args.title)
     except ValueError as e:

@@ -84,7 +84,10 @@ def test_resumed_training_continues_identically(tmp_path):
 
 def test_extra_entries_are_saved_and_reserved_keys_refused(tmp_path):
     model, opt = trained()
-    extra = {"config": {"model": {"d_model": 8}}, "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2))}}
+    extra = {
+        "config": {"model": {"d_model": 8}},
+        "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2))},
+    }
     save_checkpoint(model, opt, 7, tmp_path / "c.pt", extra=extra)
     ckpt = read_checkpoint(tmp_path / "c.pt")
     assert ckpt["iteration"] == 7 and ckpt["config"] == extra["config"]
@@ -130,7 +133,7 @@ def test_checkpoint_with_compile_prefix_still_loads(tmp_path):
     assert_same_state(model, plain)
 
 
-# --- bad files -----------------------------------------------------------------------------------------------------
+# --- bad files
 
 
 def test_missing_checkpoint(tmp_path):
@@ -179,7 +182,7 @@ def test_checkpoint_of_another_shape_names_file_and_key(tmp_path):
         load_checkpoint(tmp_path / "small.pt", deeper)
 
 
-# --- atomic writes -------------------------------------------------------------------------------------------------
+# --- atomic writes
 
 
 def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -200,7 +203,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
 
 
 def test_sigkill_during_write_keeps_previous_checkpoint(tmp_path):
-    """A process killed while writing (here: stalled half-way through torch.save) cannot damage the old file."""
+    """A process killed while writing (here: stalled half-way through torch.save) cannot harm the old file."""
     script = textwrap.dedent(
         """
         import sys, time, torch
@@ -229,7 +232,7 @@ def test_sigkill_during_write_keeps_previous_checkpoint(tmp_path):
     assert find_latest_checkpoint(tmp_path) == path  # a stale temp file is never taken for a checkpoint
 
 
-# --- run layout ----------------------------------------------------------------------------------------------------
+# --- run layout
 
 
 def test_find_latest_checkpoint(tmp_path):

@@ -1,4 +1,4 @@
-"""Token files, get_batch and eval_batches, checked against arange datasets whose windows can be read by eye."""
+"""Token files, get_batch and eval_batches, checked on arange datasets whose windows can be read by eye."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cs336_basics import data
 from cs336_basics.data import eval_batches, get_batch, num_eval_windows, open_tokens
 
-# --- open_tokens ---------------------------------------------------------------------------------------------------
+# --- open_tokens
 
 
 def test_open_tokens_is_memory_mapped(tmp_path):
@@ -70,12 +70,14 @@ def test_open_tokens_negative_id(tmp_path):
         open_tokens(path, vocab_size=10)
 
 
-# --- get_batch -----------------------------------------------------------------------------------------------------
+# --- get_batch
 
 
 def test_get_batch_windows_are_shifted_slices():
     dataset = np.arange(100, 200, dtype=np.uint16)
-    x, y = get_batch(dataset, batch_size=32, context_length=7, device="cpu", generator=np.random.default_rng(0))
+    x, y = get_batch(
+        dataset, batch_size=32, context_length=7, device="cpu", generator=np.random.default_rng(0)
+    )
     assert x.shape == y.shape == (32, 7)
     assert x.dtype == y.dtype == torch.int64 and x.device.type == "cpu"
     for row_x, row_y in zip(x.tolist(), y.tolist()):
@@ -87,8 +89,8 @@ def test_get_batch_windows_are_shifted_slices():
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(2, 300), context=st.integers(1, 40), batch=st.integers(1, 9), seed=st.integers(0, 2**32))
 def test_windows_property(n, context, batch, seed):
-    """On arange data, every sampled row is a contiguous slice inside the data with y = x + 1, and the eval windows
-    tile the data from 0 — for any size that fits a window."""
+    """On arange data, every sampled row is a contiguous slice inside the data with y = x + 1, and the eval
+    windows tile the data from 0 — for any size that fits a window."""
     if n < context + 1:
         with pytest.raises(ValueError, match="too short"):
             get_batch(np.arange(n), batch, context, "cpu")
@@ -154,7 +156,7 @@ def test_get_batch_on_cuda():
     assert torch.equal(y[:, :-1].cpu(), x[:, 1:].cpu())
 
 
-# --- eval_batches --------------------------------------------------------------------------------------------------
+# --- eval_batches
 
 
 @pytest.mark.parametrize("n, context, batch", [(101, 10, 3), (100, 10, 3), (11, 10, 5), (1000, 7, 1000)])

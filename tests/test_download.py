@@ -1,5 +1,5 @@
-"""Corpus downloads against a local HTTP server on 127.0.0.1 (no other network): resume via Range after a dropped
-connection, servers without Range support, size and SHA-256 checks, gunzip, errors, and the CLI."""
+"""Corpus downloads against a local HTTP server on 127.0.0.1 (no other network): resume via Range after a
+dropped connection, servers without Range support, size and SHA-256 checks, gunzip, errors, and the CLI."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ CONTENT = bytes(range(256)) * 40  # 10,240 bytes
 
 
 class Server:
-    """A tiny file server. Per path: the bytes to serve; options to drop the first N responses after `cut` bytes,
-    to ignore Range headers, and to misreport the total size in Content-Range."""
+    """A tiny file server. Per path: the bytes to serve; options to drop the first N responses after `cut`
+    bytes, to ignore Range headers, and to misreport the total size in Content-Range."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
@@ -88,12 +88,18 @@ def use_table(monkeypatch, *files: RemoteFile) -> None:
 def test_plain_download(server, tmp_path, monkeypatch):
     server.files["/train.txt"] = CONTENT
     server.files["/valid.txt"] = b"valid text"
-    use_table(monkeypatch, RemoteFile(server.url("train.txt"), "train.txt"),
-              RemoteFile(server.url("valid.txt"), "valid.txt"))
+    use_table(
+        monkeypatch,
+        RemoteFile(server.url("train.txt"), "train.txt"),
+        RemoteFile(server.url("valid.txt"), "valid.txt"),
+    )
     paths = download("tinystories", tmp_path / "data", progress=False, timeout=10)
     assert [p.name for p in paths] == ["train.txt", "valid.txt"]
     assert paths[0].read_bytes() == CONTENT and paths[1].read_bytes() == b"valid text"
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["train.txt", "valid.txt"]  # no .part left
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [
+        "train.txt",
+        "valid.txt",
+    ]  # no .part left
 
 
 def test_dropped_connection_is_resumed_with_range(server, tmp_path, monkeypatch):
@@ -102,14 +108,20 @@ def test_dropped_connection_is_resumed_with_range(server, tmp_path, monkeypatch)
     use_table(monkeypatch, RemoteFile(server.url("train.txt"), "train.txt"))
     (path,) = download("tinystories", tmp_path, progress=False, retries=3, timeout=10)
     assert path.read_bytes() == CONTENT
-    assert server.requests == [("/train.txt", None), ("/train.txt", "bytes=3000-"), ("/train.txt", "bytes=6000-")]
+    assert server.requests == [
+        ("/train.txt", None),
+        ("/train.txt", "bytes=3000-"),
+        ("/train.txt", "bytes=6000-"),
+    ]
 
 
 def test_interrupted_download_is_kept_and_resumed_by_a_rerun(server, tmp_path, monkeypatch):
     server.files["/train.txt"] = CONTENT
     server.drops["/train.txt"] = 1
     use_table(monkeypatch, RemoteFile(server.url("train.txt"), "train.txt"))
-    with pytest.raises(DownloadError, match=r"interrupted .* after 3000 bytes; rerun the same command to resume"):
+    with pytest.raises(
+        DownloadError, match=r"interrupted .* after 3000 bytes; rerun the same command to resume"
+    ):
         download("tinystories", tmp_path, progress=False, retries=0, timeout=10)
     assert (tmp_path / "train.txt.part").read_bytes() == CONTENT[:3000]
     assert not (tmp_path / "train.txt").exists()
@@ -137,7 +149,7 @@ def test_oversized_partial_file_starts_over(server, tmp_path, monkeypatch):
 
 
 def test_size_mismatch_is_an_error(server, tmp_path, monkeypatch):
-    """A resumed response announcing a smaller total than the bytes received: the file is rejected and removed."""
+    """A resumed response announcing a smaller total than the bytes received: the file is rejected."""
     server.files["/train.txt"] = CONTENT
     server.claimed_total = 5000
     (tmp_path / "train.txt.part").write_bytes(CONTENT[:1000])

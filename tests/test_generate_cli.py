@@ -1,5 +1,5 @@
-"""The generate CLI over a run directory laid out like the trainer's, and `--help` of every training-side CLI run
-as `python -m` (so the module entry points themselves are exercised)."""
+"""The generate CLI over a run directory laid out like the trainer's, and `--help` of every training-side CLI
+run as `python -m` (so the module entry points themselves are exercised)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def run(tmp_path):
     tokenizer = Tokenizer({i: bytes([i]) for i in range(256)}, [], ["<|endoftext|>"])
     run_dir = tmp_path / "demo"
     tokenizer.save(run_dir / "tokenizer")
-    config = ModelConfig(vocab_size=tokenizer.vocab_size, context_length=32, d_model=16, num_layers=1, num_heads=2)
+    config = ModelConfig(
+        vocab_size=tokenizer.vocab_size, context_length=32, d_model=16, num_layers=1, num_heads=2
+    )
     for step, seed in ((10, 0), (20, 1)):
         torch.manual_seed(seed)
         model = TransformerLM(config)
@@ -59,8 +61,28 @@ def test_cli_prints_prompt_and_greedy_continuation(run, capsys):
 def test_cli_batch_of_prompts_and_samples_is_seeded(run, capsys):
     run_dir, _, _ = run
     file = run_dir / "checkpoints" / "step_0000010.pt"
-    argv = ["--checkpoint", str(file), "--prompt", "a", "--prompt", "b", "--num-samples", "2", "--seed", "3",
-            "--max-new-tokens", "5", "--top-k", "20", "--top-p", "0.9", "--temperature", "1.2", "--device", "cpu"]
+    argv = [
+        "--checkpoint",
+        str(file),
+        "--prompt",
+        "a",
+        "--prompt",
+        "b",
+        "--num-samples",
+        "2",
+        "--seed",
+        "3",
+        "--max-new-tokens",
+        "5",
+        "--top-k",
+        "20",
+        "--top-p",
+        "0.9",
+        "--temperature",
+        "1.2",
+        "--device",
+        "cpu",
+    ]
     main(argv)
     first = capsys.readouterr().out
     main(argv)
@@ -101,6 +123,8 @@ def test_cli_errors_are_clear(run, tmp_path, capsys):
     ],
 )
 def test_help_of_each_cli(module, words):
-    result = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert all(word in result.stdout for word in words)

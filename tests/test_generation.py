@@ -31,6 +31,8 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
 PROBS = [0.5, 0.3, 0.15, 0.05]
 
 
@@ -61,7 +63,7 @@ def naive_probs(logits: list[float], temperature: float, top_p: float, top_k: in
     return [probs[i] / total if i in kept else 0.0 for i in range(len(probs))]
 
 
-# --- sampling_probs ------------------------------------------------------------------------------------------------
+# --- sampling_probs
 
 
 def expected_in_vocab_order(values_by_rank, order):
@@ -79,7 +81,11 @@ def expected_in_vocab_order(values_by_rank, order):
         (1.0, 2, [0.5 / 0.8, 0.3 / 0.8, 0, 0]),
         (1.0, 4, PROBS),
         (1.0, 100, PROBS),  # k beyond the vocabulary: no limit
-        (0.8, 3, [0.5 / 0.8, 0.3 / 0.8, 0, 0]),  # top-k renormalizes to (.526, .316, .158), then top-p drops .158
+        (
+            0.8,
+            3,
+            [0.5 / 0.8, 0.3 / 0.8, 0, 0],
+        ),  # top-k renormalizes to (.526, .316, .158), then top-p drops .158
     ],
 )
 def test_filters_by_hand(top_p, top_k, by_rank):
@@ -123,7 +129,9 @@ def test_top_k_keeps_ties_with_the_kth():
 @settings(max_examples=150, deadline=None)
 @given(
     # distinct, 0.01 apart: ties would make "the k most likely" and the argmax order-dependent
-    logits=st.lists(st.integers(-800, 800), min_size=1, max_size=12, unique=True).map(lambda xs: [x / 100 for x in xs]),
+    logits=st.lists(st.integers(-800, 800), min_size=1, max_size=12, unique=True).map(
+        lambda xs: [x / 100 for x in xs]
+    ),
     temperature=st.sampled_from([0.0, 0.3, 1.0, 1.7]),
     top_p=st.floats(0.05, 1.0),
     top_k=st.one_of(st.none(), st.integers(1, 14)),
@@ -154,7 +162,7 @@ def test_bad_sampling_options(kwargs, message):
         sample_next(torch.zeros(5), **kwargs)
 
 
-# --- sample_next as a distribution ---------------------------------------------------------------------------------
+# --- sample_next as a distribution
 
 N_DRAWS = 40_000
 
@@ -168,8 +176,8 @@ def frequencies(samples: torch.Tensor, vocab: int) -> torch.Tensor:
     [(1.0, 1.0, None), (2.0, 1.0, None), (0.5, 1.0, None), (1.0, 0.85, None), (1.0, 1.0, 2), (0.7, 0.9, 3)],
 )
 def test_sample_frequencies_match_probabilities(temperature, top_p, top_k):
-    """40k draws with a fixed generator: each frequency within 5 standard errors (sd <= 0.0025) of its probability,
-    and tokens filtered out never drawn. Seeded, so the outcome is fixed; the bound is far from any edge."""
+    """40k draws with a fixed generator: each frequency within 5 standard errors (sd <= 0.0025) of its
+    probability, and tokens filtered out never drawn. Seeded, so the outcome is fixed (no flakes)."""
     logits, _ = logits_of(PROBS)
     expected = torch.tensor(naive_probs(logits.tolist(), temperature, top_p, top_k), dtype=torch.float64)
     generator = torch.Generator().manual_seed(1234)
@@ -195,7 +203,7 @@ def test_same_generator_seed_same_samples():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-# --- the decoding loop on a scripted model -------------------------------------------------------------------------
+# --- the decoding loop on a scripted model
 
 
 class ScriptedCache:
@@ -204,8 +212,8 @@ class ScriptedCache:
 
 
 class ScriptedLM(torch.nn.Module):
-    """Always predicts (last token + 1) mod vocab, emitting 9 after 8 only when 9 is the end token; records the
-    length of every input and checks it never sees more than context_length positions."""
+    """Always predicts (last token + 1) mod vocab, emitting 9 after 8 only when 9 is the end token; records
+    the length of every input and checks it never sees more than context_length positions."""
 
     def __init__(self, vocab: int = 10, context_length: int = 64):
         super().__init__()
@@ -236,10 +244,18 @@ def test_stops_at_end_of_text_and_at_max_new_tokens():
 
 def test_batched_prompts_of_unequal_length_force_their_own_tokens():
     model = ScriptedLM()
-    prompts = [[3], [1, 2, 7, 4, 5], [8]]  # the middle prompt breaks the +1 pattern: it must be forced, not sampled
+    prompts = [
+        [3],
+        [1, 2, 7, 4, 5],
+        [8],
+    ]  # the middle prompt breaks the +1 pattern: it must be forced, not sampled
     assert generate_ids(model, prompts, 50, temperature=0, eot_id=9) == [[4, 5, 6, 7, 8], [6, 7, 8], []]
     # each row's result equals decoding it alone
-    assert [generate_ids(model, [p], 50, temperature=0, eot_id=9)[0] for p in prompts] == [[4, 5, 6, 7, 8], [6, 7, 8], []]
+    assert [generate_ids(model, [p], 50, temperature=0, eot_id=9)[0] for p in prompts] == [
+        [4, 5, 6, 7, 8],
+        [6, 7, 8],
+        [],
+    ]
 
 
 def test_cache_feeds_one_token_per_step_and_window_slides_at_context():
@@ -266,12 +282,14 @@ def test_loop_argument_errors():
         generate_ids(ScriptedLM(), [[1]], -1)
 
 
-# --- a real TransformerLM ------------------------------------------------------------------------------------------
+# --- a real TransformerLM
 
 
 def random_lm(vocab: int, context: int = 16, seed: int = 0) -> TransformerLM:
     torch.manual_seed(seed)
-    config = ModelConfig(vocab_size=vocab, context_length=context, d_model=32, num_layers=2, num_heads=4, d_ff=64)
+    config = ModelConfig(
+        vocab_size=vocab, context_length=context, d_model=32, num_layers=2, num_heads=4, d_ff=64
+    )
     model = TransformerLM(config, dtype=torch.float64)
     with torch.no_grad():  # sharper logits than at init, so samples depend visibly on the context
         model.lm_head.weight.mul_(20)
@@ -295,9 +313,16 @@ def naive_greedy(model: TransformerLM, prompt: list[int], max_new: int, eot: int
 def test_kv_cache_gives_the_same_tokens_as_recomputing():
     model = random_lm(vocab=64, context=16)
     prompts = [[1, 2, 3], [5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15]]
-    kwargs = {"max_new_tokens": 30, "temperature": 1.0, "top_p": 0.95, "eot_id": 0}  # 30 > context: crosses it
+    kwargs = {
+        "max_new_tokens": 30,
+        "temperature": 1.0,
+        "top_p": 0.95,
+        "eot_id": 0,
+    }  # 30 > context: crosses it
     cached = generate_ids(model, prompts, **kwargs, generator=torch.Generator().manual_seed(3))
-    recomputed = generate_ids(model, prompts, **kwargs, generator=torch.Generator().manual_seed(3), use_cache=False)
+    recomputed = generate_ids(
+        model, prompts, **kwargs, generator=torch.Generator().manual_seed(3), use_cache=False
+    )
     assert cached == recomputed
     assert max(len(row) for row in cached) > 16 - 7  # at least one row decoded past the context window
 
@@ -318,7 +343,9 @@ def test_training_mode_is_restored():
 
 @pytest.fixture(scope="module")
 def gpt2_tokenizer() -> Tokenizer:
-    return Tokenizer.from_files(f"{FIXTURES}/gpt2_vocab.json", f"{FIXTURES}/gpt2_merges.txt", ["<|endoftext|>"])
+    return Tokenizer.from_files(
+        f"{FIXTURES}/gpt2_vocab.json", f"{FIXTURES}/gpt2_merges.txt", ["<|endoftext|>"]
+    )
 
 
 def test_generate_text_end_to_end(gpt2_tokenizer):
@@ -328,12 +355,13 @@ def test_generate_text_end_to_end(gpt2_tokenizer):
     eot = gpt2_tokenizer.special_token_id("<|endoftext|>")
     assert isinstance(text, str) and text == gpt2_tokenizer.decode(naive_greedy(model, ids, 10, eot))
 
-    batch = generate(model, gpt2_tokenizer, ["Once upon a time", "The"], max_new_tokens=8, temperature=0.8,
-                     top_p=0.9, top_k=50, seed=11)
-    again = generate(model, gpt2_tokenizer, ["Once upon a time", "The"], max_new_tokens=8, temperature=0.8,
-                     top_p=0.9, top_k=50, seed=11)
-    other = generate(model, gpt2_tokenizer, ["Once upon a time", "The"], max_new_tokens=8, temperature=0.8,
-                     top_p=0.9, top_k=50, seed=12)
+    prompts, options = (
+        ["Once upon a time", "The"],
+        {"max_new_tokens": 8, "temperature": 0.8, "top_p": 0.9, "top_k": 50},
+    )
+    batch = generate(model, gpt2_tokenizer, prompts, **options, seed=11)
+    again = generate(model, gpt2_tokenizer, prompts, **options, seed=11)
+    other = generate(model, gpt2_tokenizer, prompts, **options, seed=12)
     assert isinstance(batch, list) and len(batch) == 2 and batch == again and batch != other
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from cs336_basics.nn_utils import clip_gradients
 from cs336_basics.optimizer import SGD, AdamW, get_lr_cosine_schedule
 
-# --- AdamW ---------------------------------------------------------------------------------------------------------
+# --- AdamW
 
 
 def make_params(dtype: torch.dtype, seed: int = 0) -> list[torch.nn.Parameter]:
@@ -33,8 +33,8 @@ def param_groups(params: list[torch.nn.Parameter]) -> list[dict]:
 
 
 def set_grads(params: list[torch.nn.Parameter], step: int, g: torch.Generator) -> None:
-    """Gradients that depend on the parameters (a quadratic pull plus noise); one parameter gets no gradient on
-    every fifth step, which the optimizers must skip without touching its state."""
+    """Gradients that depend on the parameters (a quadratic pull plus noise); one parameter gets no gradient
+    on every fifth step, which the optimizers must skip without touching its state."""
     for i, p in enumerate(params):
         noise = torch.randn(p.shape, generator=g, dtype=p.dtype)
         p.grad = None if (i == 3 and step % 5 == 0) else (0.5 * p.detach() - 1.0 + noise)
@@ -66,7 +66,7 @@ def test_adamw_matches_torch_over_many_steps(dtype, tol, schedule):
 
 
 def test_adamw_defaults_match_torch():
-    """Same defaults as the assignment / PyTorch (lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01)."""
+    """The assignment's and PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight decay 0.01."""
     p = torch.nn.Parameter(torch.ones(2))
     defaults = AdamW([p]).defaults
     assert defaults == {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.01}
@@ -83,7 +83,7 @@ def test_adamw_first_step_by_hand():
 
 
 def test_adamw_state_dict_resume_is_exact():
-    """Stopping at step 60, rebuilding the optimizer from its state_dict and continuing equals running straight."""
+    """Stopping at step 60, rebuilding the optimizer from its state_dict and going on = running straight."""
     straight = run_optimizer(AdamW, torch.float64, steps=120)
 
     params = make_params(torch.float64)
@@ -131,7 +131,7 @@ def test_adamw_rejects_bad_hyperparameters(kwargs, word):
         AdamW([torch.nn.Parameter(torch.zeros(1))], **kwargs)
 
 
-# --- toy SGD -------------------------------------------------------------------------------------------------------
+# --- toy SGD
 
 
 def test_sgd_follows_its_formula():
@@ -152,7 +152,7 @@ def test_sgd_rejects_negative_lr():
         SGD([torch.nn.Parameter(torch.zeros(1))], lr=-0.1)
 
 
-# --- cosine schedule -----------------------------------------------------------------------------------------------
+# --- cosine schedule
 
 
 def cosine_reference(it, lr_max, lr_min, t_w, t_c):
@@ -172,12 +172,16 @@ def test_schedule_boundaries_are_exact():
     for it in (t_c + 1, t_c + 10, 10 * t_c):
         assert get_lr_cosine_schedule(it, lr_max, lr_min, t_w, t_c) == lr_min
     assert get_lr_cosine_schedule(t_w // 2, lr_max, lr_min, t_w, t_c) == pytest.approx(lr_max / 2)
-    assert get_lr_cosine_schedule((t_w + t_c) // 2, lr_max, lr_min, t_w, t_c) == pytest.approx((lr_max + lr_min) / 2)
+    assert get_lr_cosine_schedule((t_w + t_c) // 2, lr_max, lr_min, t_w, t_c) == pytest.approx(
+        (lr_max + lr_min) / 2
+    )
 
 
 def test_schedule_matches_reference_on_every_step():
     for it in range(25):
-        assert get_lr_cosine_schedule(it, 1.0, 0.1, 7, 21) == pytest.approx(cosine_reference(it, 1.0, 0.1, 7, 21))
+        assert get_lr_cosine_schedule(it, 1.0, 0.1, 7, 21) == pytest.approx(
+            cosine_reference(it, 1.0, 0.1, 7, 21)
+        )
 
 
 def test_schedule_without_warmup_and_without_decay():
@@ -208,7 +212,7 @@ def test_schedule_rejects_bad_arguments(args):
         get_lr_cosine_schedule(*args)
 
 
-# --- gradient clipping ---------------------------------------------------------------------------------------------
+# --- gradient clipping
 
 
 @pytest.mark.parametrize("max_norm", [1e-2, 1.0, 1e4])

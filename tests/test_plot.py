@@ -1,4 +1,4 @@
-"""Learning-curve plots: the drawn lines carry exactly the records' values; PNGs are written; bad runs are named."""
+"""Learning-curve plots: the drawn lines carry exactly the records' values; PNGs written; bad runs named."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ RECORDS = [
 
 @pytest.mark.parametrize(
     "x, train_xs, val_xs",
-    [("step", [10, 20, 30], [20, 40]), ("tokens", [1280, 2560, 3840], [2560, 5120]), ("time", [0.5, 1, 1.5], [1, 2])],
+    [
+        ("step", [10, 20, 30], [20, 40]),
+        ("tokens", [1280, 2560, 3840], [2560, 5120]),
+        ("time", [0.5, 1, 1.5], [1, 2]),
+    ],
 )
 def test_lines_hold_the_recorded_values(tmp_path, x, train_xs, val_xs):
     run = write_run(tmp_path, "alpha", RECORDS)
