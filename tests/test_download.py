@@ -219,3 +219,30 @@ def test_cli_help(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "{owt,tinystories}" in out and "--dest" in out
+
+
+def test_cli_interrupt_keeps_partial_download(server, tmp_path, monkeypatch, capsys):
+    """Ctrl-C mid-download: exit 130 with a note that rerunning resumes; the bytes so far stay in .part."""
+    server.files["/train.txt"] = CONTENT
+    use_table(monkeypatch, RemoteFile(server.url("train.txt"), "train.txt"))
+
+    class InterruptedBar:  # the progress bar is updated right after each chunk is written: Ctrl-C lands there
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dl, "_CHUNK", 100)
+    monkeypatch.setattr(dl, "tqdm", InterruptedBar)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download", "tinystories", "--dest", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 130
+    assert "run the same command again to resume" in capsys.readouterr().err
+    assert (tmp_path / "train.txt.part").read_bytes() == CONTENT[:100]
