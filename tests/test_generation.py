@@ -285,10 +285,10 @@ def test_loop_argument_errors():
 # --- a real TransformerLM
 
 
-def random_lm(vocab: int, context: int = 16, seed: int = 0) -> TransformerLM:
+def random_lm(vocab: int, context: int = 16, seed: int = 0, **variant) -> TransformerLM:
     torch.manual_seed(seed)
     config = ModelConfig(
-        vocab_size=vocab, context_length=context, d_model=32, num_layers=2, num_heads=4, d_ff=64
+        vocab_size=vocab, context_length=context, d_model=32, num_layers=2, num_heads=4, d_ff=64, **variant
     )
     model = TransformerLM(config, dtype=torch.float64)
     with torch.no_grad():  # sharper logits than at init, so samples depend visibly on the context
@@ -310,15 +310,14 @@ def naive_greedy(model: TransformerLM, prompt: list[int], max_new: int, eot: int
     return out
 
 
-def test_kv_cache_gives_the_same_tokens_as_recomputing():
-    model = random_lm(vocab=64, context=16)
+@pytest.mark.parametrize(
+    "variant", [{}, {"attn_backend": "torch"}, {"positions": "nope", "norm": "post", "tie_embeddings": True}]
+)
+def test_kv_cache_gives_the_same_tokens_as_recomputing(variant):
+    model = random_lm(vocab=64, context=16, **variant)
     prompts = [[1, 2, 3], [5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15]]
-    kwargs = {
-        "max_new_tokens": 30,
-        "temperature": 1.0,
-        "top_p": 0.95,
-        "eot_id": 0,
-    }  # 30 > context: crosses it
+    # 30 new tokens > context 16: decoding crosses the window
+    kwargs = {"max_new_tokens": 30, "temperature": 1.0, "top_p": 0.95, "eot_id": 0}
     cached = generate_ids(model, prompts, **kwargs, generator=torch.Generator().manual_seed(3))
     recomputed = generate_ids(
         model, prompts, **kwargs, generator=torch.Generator().manual_seed(3), use_cache=False
