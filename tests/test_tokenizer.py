@@ -198,7 +198,7 @@ def test_saved_files_load_in_hf_tokenizers(tmp_path):
 def test_encode_file_equals_encode(gpt2, tmp_path, monkeypatch, parallel):
     if parallel:  # force worker processes and small chunks on a small file
         monkeypatch.setattr(tokenizer_module, "IN_PROCESS_BYTES", 0)
-        monkeypatch.setattr(tokenizer_module, "chunk_size_for", lambda size, workers: 5_000)
+        monkeypatch.setattr(tokenizer_module, "_WARMUP_BYTES", 5_000)
     path = FIXTURES / "shakespeare_slice.txt"
     result = encode_file(gpt2, path, tmp_path / "out.npy", num_workers=2, progress=False)
     ids = np.load(tmp_path / "out.npy", mmap_mode="r")

@@ -23,7 +23,6 @@ from cs336_basics.tokenizer.pretokenize import (
     IN_PROCESS_BYTES,
     PRETOKEN_RE,
     check_special_tokens,
-    chunk_size_for,
     find_chunk_boundaries,
     inside_special,
     plain_file,
@@ -56,9 +55,10 @@ class _PretokenCache(dict):
 class Tokenizer:
     """Byte-level BPE tokenizer from a vocabulary {id: bytes} and merges [(bytes, bytes)] in creation order.
 
-    Special tokens absent from the vocabulary are appended with new ids (max id + 1, ...). Every single byte must
-    be in the vocabulary and each merge's parts and result too (else ValueError).
-    `decode` replaces invalid UTF-8 with U+FFFD and raises a ValueError naming any id outside the vocabulary.
+    Special tokens absent from the vocabulary are appended with new ids (max id + 1, ...); when they overlap, the
+    longest match wins. Every single byte must be in the vocabulary and each merge's parts and result too (else
+    ValueError). `vocab_size` is max id + 1; `special_token_id(token)` gives a special token's id (ValueError if
+    it is not one). `decode` replaces invalid UTF-8 with U+FFFD and raises a ValueError naming an unknown id.
     """
 
     def __init__(
@@ -267,6 +267,14 @@ def _encoded_chunks(tokenizer: Tokenizer, tasks: list[tuple], num_workers: int) 
             yield from pool.imap(_encode_task, tasks[1:])
 
 
+_WARMUP_BYTES = 1 << 18
+
+
+def _encode_chunk_bytes(size: int, num_workers: int) -> int:
+    """About 8 tasks per worker (they finish at different times), each 256 KB to 4 MB."""
+    return min(max(size // (8 * num_workers), _WARMUP_BYTES), 4 << 20)
+
+
 def encode_file(
     tokenizer: Tokenizer, input_path, output_path, *, num_workers: int | None = None, progress: bool = True
 ) -> EncodeResult:
@@ -283,8 +291,10 @@ def encode_file(
     with plain_file(input_path) as path:
         size = os.path.getsize(path)
         in_process = num_workers == 1 or size < IN_PROCESS_BYTES
-        chunk = (4 << 20) if in_process else min(chunk_size_for(size, num_workers), 4 << 20)
-        bounds = find_chunk_boundaries(path, chunk, tokenizer.special_tokens)
+        bounds = find_chunk_boundaries(path, _WARMUP_BYTES, tokenizer.special_tokens)
+        # The first fine chunk warms the cache (see _encoded_chunks); the rest are grouped into bigger tasks.
+        group = max(1, _encode_chunk_bytes(size, 1 if in_process else num_workers) // _WARMUP_BYTES)
+        bounds = bounds[:1] + bounds[1:-1:group] + bounds[-1:]
         tasks = [(path, a, b, dtype) for a, b in zip(bounds[:-1], bounds[1:])]
         partial = output_path.with_name(output_path.name + ".part")
         output_path.parent.mkdir(parents=True, exist_ok=True)
