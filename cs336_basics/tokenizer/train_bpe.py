@@ -90,7 +90,9 @@ def train_bpe_naive(input_path, vocab_size: int, special_tokens=()) -> tuple[Voc
         vocab[len(vocab)] = best[0] + best[1]
         merged: Counter[tuple[bytes, ...]] = Counter()
         for word, n in words.items():
-            merged[merge_word(word, best)] += n
+            if best[0] in word and best[1] in word:  # cheap skip: most words cannot contain the pair
+                word = merge_word(word, best)
+            merged[word] += n
         words = merged
     return vocab, merges
 
