@@ -1,0 +1,126 @@
+"""Train a language model: `uv run python -m cs336_basics.train [--preset NAME] [--config run.json] [--model.d_model 256 ...]`.
+
+With no arguments it trains the bundled Shakespeare default end to end in a few minutes on a laptop CPU.
+A thin wrapper over cs336_basics.config (resolve) and cs336_basics.trainer (Trainer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from cs336_basics.config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    add_config_arguments,
+    merge,
+    overrides_from_args,
+    resolve,
+    to_dict,
+)
+
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cs336_basics.train",
+        description="Train a Transformer LM. The configuration is resolved as dataclass defaults (the assignment's "
+        f"TinyStories settings) < --preset (default: {DEFAULT_PRESET}, the bundled corpus, a few CPU minutes) "
+        "< --config FILE < --section.field flags. The resolved config is written to runs/<name>/config.json.",
+        usage="%(prog)s [--preset NAME] [--config FILE] [--resume [RUN_DIR]] [--wandb] [--print-config] "
+        "[--section.field VALUE ...]",
+    )
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
+                        help=f"named preset applied over the defaults (default: {DEFAULT_PRESET}; tinystories = "
+                        "exactly the defaults; tiny = a seconds-long smoke run)")
+    parser.add_argument("--config", metavar="FILE", help="JSON object of overrides, e.g. {\"model\": {\"d_model\": 256}}")
+    parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
+                        help="continue a run from its latest checkpoint: RUN_DIR, or with no value the most recently "
+                        "changed run in run.out_dir; its config.json is the base and flags still override")
+    parser.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (same as --run.wandb; "
+                        "offline unless WANDB_API_KEY is set)")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    add_config_arguments(parser)
+    return parser
+
+
+def latest_run(out_dir: Path) -> Path:
+    """The run directory under out_dir whose checkpoints changed last."""
+    runs = [p.parent.parent for p in out_dir.glob("*/checkpoints/step_*.pt")]
+    if not runs:
+        raise ValueError(f"--resume: no run with checkpoints under {out_dir}/")
+    return max(runs, key=lambda r: max(p.stat().st_mtime for p in (r / "checkpoints").glob("step_*.pt")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = overrides_from_args(args, parser)
+    if args.wandb:
+        overrides.setdefault("run", {})["wandb"] = True
+    try:
+        config = resolve(args.preset, args.config, overrides)
+        if args.print_config and not args.resume:
+            print(json.dumps(to_dict(config), indent=2))
+            return 0
+        # Imported here so that --help and --print-config answer without loading torch.
+        from cs336_basics.trainer import Trainer, TrainingDiverged, describe
+
+        if args.resume:
+            run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
+            print(f"resuming {run_dir}", flush=True)
+            trainer = Trainer.from_run(run_dir, overrides)
+        else:
+            if config.run.name is None:
+                config = merge(config, {"run": {"name": f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"}})
+            trainer = Trainer(config)
+    except ValueError as e:
+        parser.error(str(e))
+    print(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
+    if trainer.step:
+        print(f"continuing from step {trainer.step}", flush=True)
+    try:
+        summary = trainer.train()
+    except TrainingDiverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if summary["interrupted"]:
+        print(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
+              f"continue with: uv run python -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
+        return EXIT_INTERRUPTED
+    print(summary_text(summary), flush=True)
+    return 0
+
+
+def summary_text(summary: dict) -> str:
+    run = Path(summary["run_dir"])
+    sample = Path(summary["sample"]).read_text() if summary.get("sample") else ""
+    lines = [
+        "",
+        f"done: {summary['step']} steps, {summary['tokens'] / 1e6:.2f}M tokens in {summary['time']:.0f}s",
+        f"final validation loss {summary['val_loss']:.4f}, {summary['val_bpb']:.4f} bits/byte",
+        f"run directory:  {run}/",
+        f"  config        {run / 'config.json'}",
+        f"  metrics       {run / 'metrics.jsonl'}",
+        f"  checkpoint    {summary['checkpoint']}",
+        f"  tokenizer     {run / 'tokenizer'}/",
+        f"  curve         {summary.get('learning_curve') or '(not drawn)'}",
+        f"  sample        {summary.get('sample')}",
+        "",
+        "sample:",
+        sample.rstrip(),
+        "",
+        f"more text: uv run python -m cs336_basics.generate --checkpoint {run} --prompt '...'",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

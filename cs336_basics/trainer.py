@@ -1,0 +1,407 @@
+"""The Trainer: one object that owns the model, optimizer, data and run directory of a training run.
+
+    trainer = Trainer(resolve("tiny"))        # prepares data + tokenizer (cached), builds model and optimizer
+    summary = trainer.train()                 # train_step() until the last step, evaluate() and save() on the way
+
+A step: for each of grad_accum_steps micro-batches, loss = cross_entropy(model(x), y) / grad_accum_steps,
+backward; clip the global gradient norm; set the cosine-schedule learning rate; AdamW step.
+
+The run directory (runs/<name>/) holds config.json, metrics.jsonl, checkpoints/step_XXXXXXX.pt, tokenizer/,
+learning_curve.png and sample.txt. A checkpoint holds, besides model and optimizer, the resolved config, every RNG
+state and the batch sampler's position, so `resume()` continues exactly where `save()` left off.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from jaxtyping import Int
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from cs336_basics.config import TrainConfig, load_config, merge, save_json, to_dict, validate
+from cs336_basics.corpus import PreparedData, prepare_data
+from cs336_basics.data import eval_batches, get_batch, open_tokens
+from cs336_basics.model import TransformerLM
+from cs336_basics.nn_utils import clip_gradients, cross_entropy
+from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
+from cs336_basics.tokenizer import Tokenizer
+
+Batch = tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradient norm stopped being finite; the run stops without checkpointing the bad state."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> cuda if available, else mps, else cpu; anything else is passed to torch.device."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG state as tensors and strings (weights_only-loadable)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "python": json.dumps(random.getstate()),
+        "numpy": json.dumps([kind, keys.tolist(), pos, has_gauss, gauss]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = json.loads(state["numpy"])
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices (linear and embedding weights) but not gains: shrinking an RMSNorm gain towards 0 helps nothing."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+
+
+class _StopOnSigint:
+    """While active, the first Ctrl-C only asks the training loop to stop at the next step boundary (so the
+    checkpoint it saves is consistent); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class Trainer:
+    """Trains `config.model` on `config.data` as `config` says; see the module docstring."""
+
+    def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *, progress: bool = True):
+        self.config = config = load_config(config)
+        validate(config)
+        self.progress = progress
+        name = config.run.name or time.strftime("run-%Y%m%d-%H%M%S")
+        self.run_dir = Path(run_dir) if run_dir is not None else Path(config.run.out_dir) / name
+        self.device = pick_device(config.run.device)
+        use_bf16 = config.run.dtype == "bfloat16" or (config.run.dtype == "auto" and self.device.type == "cuda")
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+
+        self.data: PreparedData = prepare_data(config.data, config.model.vocab_size, progress=progress)
+        self.tokenizer = Tokenizer.from_dir(self.data.tokenizer_dir)
+        self.train_data = open_tokens(self.data.train_tokens, config.model.vocab_size)
+        self.valid_data = open_tokens(self.data.valid_tokens, config.model.vocab_size)
+
+        random.seed(config.run.seed)
+        np.random.seed(config.run.seed)
+        torch.manual_seed(config.run.seed)
+        self.batch_rng = np.random.default_rng(config.run.seed)
+        self.model = TransformerLM(config.model).to(self.device)
+        opt = config.optim
+        self.optimizer = AdamW(param_groups(self.model, opt.weight_decay), lr=config.schedule.max_lr,
+                               betas=(opt.beta1, opt.beta2), eps=opt.eps, weight_decay=opt.weight_decay)
+        # The compiled wrapper shares parameters with self.model; checkpoints always save the plain model.
+        self.forward = torch.compile(self.model) if config.run.compile else self.model
+
+        self.step = 0  # optimizer steps done
+        self.tokens = 0  # training tokens seen
+        self.elapsed = 0.0  # seconds spent in train(), summed over resumes
+        self.total_steps = config.total_steps
+        self._wandb = None
+
+    # ----------------------------------------------------------------------------------------- one step, one eval
+
+    def lr_at(self, step: int) -> float:
+        s = self.config.schedule
+        warmup = round(s.warmup_frac * self.total_steps)
+        return get_lr_cosine_schedule(step, s.max_lr, s.min_lr, warmup, self.total_steps)
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def next_batch(self) -> Batch:
+        d = self.config.data
+        return get_batch(self.train_data, d.batch_size, self.config.model.context_length, self.device,
+                         generator=self.batch_rng)
+
+    def train_step(self, batch: Batch | None = None) -> dict[str, float]:
+        """One optimizer step over grad_accum_steps micro-batches (`batch` for each of them if given).
+
+        Raises TrainingDiverged, before touching the weights, when the loss or gradient norm is not finite.
+        """
+        self.model.train()
+        accum = self.config.data.grad_accum_steps
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        loss_sum = torch.zeros((), device=self.device)
+        for _ in range(accum):
+            x, y = batch if batch is not None else self.next_batch()
+            with self._autocast():
+                loss = cross_entropy(self.forward(x).float(), y)
+            (loss / accum).backward()
+            loss_sum += loss.detach()
+        max_norm = self.config.optim.max_grad_norm
+        grad_norm = float(clip_gradients(self.model.parameters(), max_norm if max_norm > 0 else math.inf))
+        loss_value = loss_sum.item() / accum
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise TrainingDiverged(
+                f"training diverged at step {self.step + 1}: loss {loss_value}, gradient norm {grad_norm} "
+                f"(learning rate {lr:.3g}). Try a lower schedule.max_lr or optim.max_grad_norm; the last good "
+                f"checkpoint is kept in {self.run_dir / 'checkpoints'}"
+            )
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        self.tokens += self.config.tokens_per_step
+        return {"train_loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+
+    @torch.no_grad()
+    def evaluate(self, max_batches: int | None = -1) -> dict[str, float]:
+        """Mean loss over fixed validation windows and bits per byte = total nats / ln 2 / bytes they cover.
+
+        The bytes covered are tokens evaluated x (validation bytes / validation tokens). max_batches=-1 uses
+        config.run.eval_batches; None covers the whole validation set.
+        """
+        if max_batches == -1:
+            max_batches = self.config.run.eval_batches
+        self.model.eval()
+        total_nats, num_tokens = 0.0, 0
+        for x, y in eval_batches(self.valid_data, self.config.data.batch_size, self.config.model.context_length,
+                                 self.device, max_batches=max_batches):
+            with self._autocast():
+                logits = self.forward(x).float()
+            total_nats += cross_entropy(logits, y).item() * y.numel()
+            num_tokens += y.numel()
+        self.model.train()
+        if num_tokens == 0:
+            raise ValueError(f"the validation set {self.data.valid_tokens} is shorter than one context window")
+        bits_per_byte = total_nats / math.log(2) / (num_tokens * self.data.valid_bytes_per_token)
+        return {"val_loss": total_nats / num_tokens, "val_bpb": bits_per_byte}
+
+    # ----------------------------------------------------------------------------------------- state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything but model and optimizer weights that a checkpoint needs to continue exactly."""
+        return {
+            "config": to_dict(self.config),
+            "rng": rng_state(),
+            "data_state": {"batch_rng": json.dumps(self.batch_rng.bit_generator.state)},
+            "tokens": self.tokens,
+            "time": self.elapsed,
+        }
+
+    def load_state_dict(self, extra: dict[str, Any]) -> None:
+        set_rng_state(extra["rng"])
+        self.batch_rng.bit_generator.state = json.loads(extra["data_state"]["batch_rng"])
+        self.tokens = int(extra["tokens"])
+        self.elapsed = float(extra["time"])
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.run_dir / "checkpoints" / f"step_{step:07d}.pt"
+
+    def save(self) -> Path:
+        """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step."""
+        path = self.checkpoint_path(self.step)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(self.model, self.optimizer, self.step, path, extra=self.state_dict())
+        return path
+
+    def resume(self, checkpoint: str | Path | None = None) -> Path:
+        """Load the latest checkpoint of the run directory (or `checkpoint`) and continue from its step.
+
+        metrics.jsonl is cut back to that step, so records of steps that are about to be redone do not repeat.
+        """
+        path = find_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
+        self.step = load_checkpoint(path, self.model, self.optimizer)
+        self.load_state_dict(read_checkpoint(path))
+        metrics = self.run_dir / "metrics.jsonl"
+        if metrics.is_file():
+            kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
+            metrics.write_text("".join(line + "\n" for line in kept))
+        return path
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, **kwargs) -> Trainer:
+        """Rebuild a run's Trainer from its config.json (plus `overrides`) and resume its latest checkpoint."""
+        run_dir = Path(run_dir)
+        config_path = run_dir / "config.json"
+        if not config_path.is_file():
+            raise ValueError(f"cannot resume: {config_path} does not exist (is {run_dir} a run directory?)")
+        config = load_config(json.loads(config_path.read_text()))
+        trainer = cls(merge(config, overrides or {}), run_dir, **kwargs)
+        trainer.resume()
+        return trainer
+
+    # ----------------------------------------------------------------------------------------- the loop
+
+    def _start_run_dir(self) -> None:
+        run = self.run_dir
+        if self.step == 0 and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+            raise ValueError(f"{run} already holds checkpoints: resume it with --resume {run}, or pick another "
+                             f"--run.name")
+        run.mkdir(parents=True, exist_ok=True)
+        save_json(self.config, run / "config.json")
+        shutil.copytree(self.data.tokenizer_dir, run / "tokenizer", dirs_exist_ok=True)
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one record to metrics.jsonl (and to wandb when it is on)."""
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._wandb is not None:
+            try:
+                self._wandb.log(record, step=record["step"])
+            except Exception as e:  # a logging service must never end the run
+                warnings.warn(f"wandb logging failed, turning it off: {e}", stacklevel=2)
+                self._wandb = None
+
+    def _start_wandb(self) -> None:
+        if not self.config.run.wandb:
+            return
+        try:
+            import wandb
+
+            mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+            self._wandb = wandb.init(project=self.config.run.wandb_project, name=self.run_dir.name,
+                                     config=to_dict(self.config), dir=str(self.run_dir), mode=mode)
+        except Exception as e:
+            warnings.warn(f"wandb unavailable, logging to metrics.jsonl only: {e}", stacklevel=2)
+            self._wandb = None
+
+    def _finish_wandb(self) -> None:
+        if self._wandb is not None:
+            try:
+                self._wandb.finish()
+            except Exception as e:
+                warnings.warn(f"wandb finish failed: {e}", stacklevel=2)
+            self._wandb = None
+
+    def train(self) -> dict[str, Any]:
+        """Train to the last step. Returns a summary; summary["interrupted"] is True after a Ctrl-C.
+
+        Periodic eval (on run.eval_batches) and checkpoints as config.run says; at the end an eval on the whole
+        validation set, a checkpoint, the learning curve and a sample.
+        Ctrl-C stops at the next step boundary and saves. TrainingDiverged propagates (no checkpoint of it).
+        """
+        self._start_run_dir()
+        self._start_wandb()
+        run = self.config.run
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress,
+                   dynamic_ncols=True, desc=self.run_dir.name)
+        summary: dict[str, Any] = {"run_dir": str(self.run_dir), "interrupted": False}
+        window_tokens, window_time = 0, 0.0
+        start = time.perf_counter() - self.elapsed
+        try:
+            with _StopOnSigint() as stop:
+                while self.step < self.total_steps:
+                    if stop.requested:
+                        summary["interrupted"] = True
+                        break
+                    t0 = time.perf_counter()
+                    metrics = self.train_step()
+                    window_time += time.perf_counter() - t0
+                    window_tokens += self.config.tokens_per_step
+                    self.elapsed = time.perf_counter() - start
+                    bar.update(1)
+                    last = self.step == self.total_steps
+                    record: dict[str, Any] = {}
+                    if self.step % run.log_every == 0 or last:
+                        metrics["tokens_per_s"] = window_tokens / window_time
+                        record.update(metrics)
+                        window_tokens, window_time = 0, 0.0
+                        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", lr=f"{metrics['lr']:.2e}",
+                                        tok_s=f"{metrics['tokens_per_s']:.0f}")
+                    if self.step % run.eval_every == 0 or last:
+                        record.update(self.evaluate(None if last else -1))  # the final one: whole set
+                        summary.update(val_loss=record["val_loss"], val_bpb=record["val_bpb"])
+                    if record:
+                        self.elapsed = time.perf_counter() - start
+                        self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **record})
+                    if self.step % run.checkpoint_every == 0 or last:
+                        summary["checkpoint"] = str(self.save())
+            if summary["interrupted"]:
+                summary["checkpoint"] = str(self.save())
+        finally:
+            bar.close()
+            self._finish_wandb()
+        summary.update(step=self.step, tokens=self.tokens, time=self.elapsed)
+        if not summary["interrupted"]:
+            summary["learning_curve"] = self.plot()
+            summary["sample"] = str(self.write_sample())
+        return summary
+
+    def plot(self) -> str | None:
+        """learning_curve.png from metrics.jsonl (None, with a warning, if plotting fails: the run is done)."""
+        from cs336_basics.plot import plot_runs
+
+        out = self.run_dir / "learning_curve.png"
+        try:
+            plot_runs([self.run_dir], x="step", out=out)
+        except Exception as e:
+            warnings.warn(f"could not draw the learning curve: {e}", stacklevel=2)
+            return None
+        return str(out)
+
+    def write_sample(self) -> Path:
+        """sample.txt: the prompt and the model's continuation (config.run.sample_*), seeded for reproducibility."""
+        from cs336_basics.generation import generate
+
+        run = self.config.run
+        self.model.eval()
+        text = generate(self.model, self.tokenizer, run.sample_prompt, max_new_tokens=run.sample_tokens,
+                        temperature=run.sample_temperature, top_p=run.sample_top_p, seed=run.seed)
+        self.model.train()
+        path = self.run_dir / "sample.txt"
+        path.write_text(run.sample_prompt + text + "\n")
+        return path
+
+
+def describe(trainer: Trainer) -> str:
+    """One line about what is about to be trained."""
+    c = trainer.config
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    return (f"{n_params / 1e6:.2f}M parameters, {trainer.total_steps} steps x {c.tokens_per_step} tokens "
+            f"({trainer.total_steps * c.tokens_per_step / 1e6:.1f}M tokens; train set "
+            f"{trainer.data.train_num_tokens / 1e6:.2f}M tokens) on {trainer.device}"
+            + (", bf16 autocast" if trainer.autocast_dtype else "") + (", compiled" if c.run.compile else ""))
+
