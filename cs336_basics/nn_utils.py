@@ -12,20 +12,43 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 
+class _Softmax(torch.autograd.Function):
+    """softmax with a hand-written backward that keeps only the output y: dx = y ⊙ (dy - Σ_j dy_j y_j).
+
+    Letting autograd differentiate the five primitive ops would keep exp(x - max) and x alive and run about
+    twice as many passes over the (often batch x heads x T x T) tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, dim: int) -> Tensor:
+        y = x - x.amax(dim=dim, keepdim=True)
+        y.exp_()  # in place: `y` is our own fresh tensor
+        y.div_(y.sum(dim=dim, keepdim=True))
+        ctx.save_for_backward(y)
+        ctx.dim = dim
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor) -> tuple[Tensor, None]:
+        (y,) = ctx.saved_tensors
+        dx = dy * y
+        dx.addcmul_(y, dx.sum(dim=ctx.dim, keepdim=True), value=-1.0)  # y ⊙ dy - y ⊙ Σ(y ⊙ dy)
+        return dx, None
+
+
 def softmax(x: Float[Tensor, " ..."], dim: int) -> Float[Tensor, " ..."]:
     """softmax(x)_i = exp(x_i - max(x)) / sum_j exp(x_j - max(x)).
 
     Subtracting the max changes nothing mathematically but keeps exp() from overflowing:
     softmax([1000., 1001.]) -> [0.2689, 0.7311] instead of nan.
     """
-    shifted = x - x.amax(dim=dim, keepdim=True)
-    exp = shifted.exp()
-    return exp / exp.sum(dim=dim, keepdim=True)
+    return _Softmax.apply(x, dim)
 
 
 def log_softmax(x: Float[Tensor, " ..."], dim: int) -> Float[Tensor, " ..."]:
     """log_softmax(x)_i = x_i - logsumexp(x), with logsumexp(x) = m + log(sum_j exp(x_j - m)), m = max(x)."""
-    shifted = x - x.amax(dim=dim, keepdim=True)
+    # The max is a constant shift (the result does not depend on it), so no gradient needs to flow through it.
+    shifted = x - x.amax(dim=dim, keepdim=True).detach()
     return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
@@ -41,8 +64,7 @@ def cross_entropy(logits: Float[Tensor, " ... vocab"], targets: Int[Tensor, " ..
     contribution; the full softmax is never materialized beyond one shifted copy of the logits.
     Example: logits [[0., 0.]], targets [1] -> log(2) = 0.6931.
     """
-    m = logits.amax(dim=-1, keepdim=True)
-    shifted = logits - m
+    shifted = logits - logits.amax(dim=-1, keepdim=True).detach()  # a constant shift: no gradient through it
     log_normalizer = shifted.exp().sum(dim=-1).log()  # logsumexp(logits) - m
     target_logit = shifted.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # logits[target] - m
     return (log_normalizer - target_logit).mean()

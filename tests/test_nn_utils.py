@@ -22,6 +22,17 @@ def test_softmax_and_log_softmax_match_torch(shape, seed, scale):
         torch.testing.assert_close(log_softmax(x, dim), F.log_softmax(x, dim))
 
 
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_and_log_softmax_gradients_match_torch(dim):
+    x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(3, 5, 4, dtype=torch.float64)
+    for ours, ref in [(softmax, F.softmax), (log_softmax, F.log_softmax)]:
+        (g_ours,) = torch.autograd.grad(ours(x, dim), x, upstream)
+        (g_ref,) = torch.autograd.grad(ref(x, dim), x, upstream)
+        torch.testing.assert_close(g_ours, g_ref)
+    assert torch.autograd.gradcheck(lambda t: softmax(t, dim), (x,))
+
+
 def test_softmax_is_stable_for_huge_logits():
     x = torch.tensor([1000.0, 1001.0])
     expected = torch.tensor([1 / (1 + math.e), math.e / (1 + math.e)])

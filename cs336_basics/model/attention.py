@@ -33,18 +33,19 @@ class RotaryPositionalEmbedding(nn.Module):
         self.theta, self.d_k, self.max_seq_len = theta, d_k, max_seq_len
         inv_freq = theta ** (-torch.arange(0, d_k, 2, device=device, dtype=torch.float32) / d_k)  # (d_k/2,)
         angles = torch.outer(torch.arange(max_seq_len, device=device, dtype=torch.float32), inv_freq)
-        self.register_buffer("cos", angles.cos(), persistent=False)  # (max_seq_len, d_k/2)
-        self.register_buffer("sin", angles.sin(), persistent=False)
+        # Stored at full width d_k so the rotation is two elementwise products: entries 2k and 2k+1 hold the
+        # angle of pair k, and the sine carries the sign of its row of the 2x2 rotation [[c, -s], [s, c]].
+        self.register_buffer("cos", angles.cos().repeat_interleave(2, dim=-1), persistent=False)
+        self.register_buffer("sin", torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2), persistent=False)
 
     def forward(
         self, x: Float[Tensor, " ... seq d_k"], token_positions: Int[Tensor, " ... seq"]
     ) -> Float[Tensor, " ... seq d_k"]:
-        cos = self.cos[token_positions].to(x.dtype)  # (..., seq, d_k/2)
+        """(x_2k, x_2k+1) -> (x_2k·cos - x_2k+1·sin, x_2k+1·cos + x_2k·sin), as x·cos + swap_pairs(x)·sin."""
+        cos = self.cos[token_positions].to(x.dtype)  # (..., seq, d_k)
         sin = self.sin[token_positions].to(x.dtype)
-        pairs = rearrange(x, "... (k two) -> ... k two", two=2)
-        x_even, x_odd = pairs[..., 0], pairs[..., 1]
-        rotated = torch.stack((x_even * cos - x_odd * sin, x_even * sin + x_odd * cos), dim=-1)
-        return rearrange(rotated, "... k two -> ... (k two)")
+        swapped = rearrange(x, "... (k two) -> ... k two", two=2).flip(-1)  # (x_2k+1, x_2k) per pair
+        return torch.addcmul(x * cos, rearrange(swapped, "... k two -> ... (k two)"), sin)
 
     def extra_repr(self) -> str:
         return f"theta={self.theta}, d_k={self.d_k}, max_seq_len={self.max_seq_len}"
@@ -57,10 +58,15 @@ def scaled_dot_product_attention(
     mask: Bool[Tensor, " ... queries keys"] | None = None,
 ) -> Float[Tensor, " ... queries d_v"]:
     """Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V, where mask[i, j] = True means query i may attend to key j."""
+    return _attention(Q, K, V, blocked=None if mask is None else ~mask)
+
+
+def _attention(Q: Tensor, K: Tensor, V: Tensor, blocked: Tensor | None) -> Tensor:
+    """scaled_dot_product_attention with the mask given the other way round: blocked[i, j] = True hides key j."""
     # Scaling Q (queries x d_k) is cheaper than scaling the scores (queries x keys).
     scores = (Q * (1.0 / math.sqrt(Q.shape[-1]))) @ K.transpose(-2, -1)  # (..., queries, keys)
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+    if blocked is not None:
+        scores.masked_fill_(blocked, float("-inf"))  # in place is safe: the matmul's backward does not need its output
     return softmax(scores, dim=-1) @ V
 
 
@@ -70,11 +76,14 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
     The queries are the last `num_queries` of the `num_keys` positions (earlier ones come from a KV cache), so
     query i sits at position num_keys - num_queries + i. Example: causal_mask(1, 3) -> [[True, True, True]].
     """
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril(diagonal=num_keys - num_queries)
+    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril_(num_keys - num_queries)
 
 
 def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    return scaled_dot_product_attention(q, k, v, causal_mask(q.shape[-2], k.shape[-2], q.device))
+    num_queries, num_keys = q.shape[-2], k.shape[-2]
+    # the complement of causal_mask, built directly: True where key j is in query i's future
+    future = torch.ones(num_queries, num_keys, dtype=torch.bool, device=q.device).triu_(num_keys - num_queries + 1)
+    return _attention(q, k, v, blocked=future)
 
 
 def _torch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -145,16 +154,17 @@ class CausalMultiHeadSelfAttention(nn.Module):
     ) -> Float[Tensor, " ... seq d_model"]:
         """With a kv_cache, x holds only the new positions: they continue after the cached ones, their keys and
         values are appended to the cache, and they attend over everything cached."""
-        q, k, v = (
-            rearrange(proj(x), "... seq (heads d_k) -> ... heads seq d_k", heads=self.num_heads)
-            for proj in (self.q_proj, self.k_proj, self.v_proj)
-        )
+        # One matmul for the three projections (they stay separate parameters and state-dict entries).
+        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3·d_model, d_model)
+        qkv = rearrange(x @ w_qkv.T, "... seq (three heads d_k) -> three ... heads seq d_k", three=3, heads=self.num_heads)
+        q_and_k, v = qkv[:2], qkv[2]  # (2, ..., heads, seq, d_k), (..., heads, seq, d_k)
         if self.rope is not None:
             if token_positions is None:
                 offset = 0 if kv_cache is None else kv_cache.length
                 token_positions = torch.arange(offset, offset + x.shape[-2], device=x.device)
             positions = token_positions.unsqueeze(-2)  # (..., 1, seq): the same positions for every head
-            q, k = self.rope(q, positions), self.rope(k, positions)
+            q_and_k = self.rope(q_and_k, positions)  # rotate queries and keys in one go
+        q, k = q_and_k.unbind(0)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)  # (..., heads, cached + seq, d_k)
         out = self._attend(q, k, v)  # (..., heads, seq, d_k)

@@ -212,6 +212,7 @@ class TransformerLM(nn.Module):
             x = layer(x, positions, layer_cache)
         return self.lm_head(self.ln_final(x))
 
+    @torch.compiler.disable  # runs eagerly (its .item() calls would break the graph anyway); the rest compiles
     def _check_input(self, in_indices: Tensor, offset: int) -> None:
         if in_indices.is_floating_point() or in_indices.is_complex() or in_indices.dtype == torch.bool:
             raise ValueError(f"token ids must be an integer tensor, got dtype {in_indices.dtype}")
@@ -222,7 +223,8 @@ class TransformerLM(nn.Module):
             cached = f" after {offset} cached positions" if offset else ""
             raise ValueError(f"sequence of {seq_len} tokens{cached} exceeds context_length {context}")
         if in_indices.numel() > 0:
-            lo, hi = (int(t) for t in torch.aminmax(in_indices))  # one small device-to-host copy
+            lo, hi = torch.aminmax(in_indices)
+            lo, hi = int(lo), int(hi)  # a device-to-host copy of two numbers
             if lo < 0 or hi >= self.config.vocab_size:
                 raise ValueError(
                     f"token ids must lie in [0, vocab_size={self.config.vocab_size}), got min {lo} and max {hi}"
