@@ -1,0 +1,44 @@
+"""Question 9: batch sizes from 1 up to what memory allows, at the same number of training tokens.
+
+    uv run python experiments/batch_size.py [--dataset shakespeare]
+
+Every run sees the same 409,600 tokens (the base budget: 200 steps x 16 x 128), so batch b runs 3200 / b steps;
+evaluation covers the same 20,480 validation tokens at every batch size; the peak rate grows with sqrt(b / 16) from the base 3e-3 (capped at 1e-2), a common rule for Adam.
+Batch 1 is cut to its first 400 steps (51,200 tokens): at one sequence per step the run is step-bound, not
+token-bound, and 3,200 steps would take half an hour here. The memory limit on this CPU is argued in the
+writeup from the accounting module (activations grow linearly with b). Figures: learning_curves/batch_size.png
+(x = tokens seen) and batch_size_time.png (x = wall-clock); results/batch_size.json.
+"""
+
+import math
+
+from common import BASE, parser, plot, runs_dir, setup, train_run, write_results
+
+TOKENS = 409_600
+BATCHES = [1, 4, 16, 64, 256]
+BATCH1_STEPS = 400
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    setup(args)
+    context = BASE["model"]["context_length"]
+    outcomes = {}
+    for b in BATCHES:
+        steps = TOKENS // (b * context) if b > 1 else BATCH1_STEPS
+        lr = min(1e-2, BASE["schedule"]["max_lr"] * math.sqrt(b / 16))
+        outcomes[str(b)] = train_run("batch_size", f"batch_{b}", args, {
+            "data": {"batch_size": b},
+            "schedule": {"max_steps": steps, "max_lr": lr, "min_lr": lr / 10},
+            "run": {"log_every": max(1, 80 // b), "eval_every": max(5, steps // 8), "eval_batches": max(1, 160 // b)},
+        })
+    out = runs_dir("batch_size", args.dataset)
+    runs = [out / f"batch_{b}" for b in BATCHES]
+    suffix = "" if args.dataset == "shakespeare" else f"_{args.dataset}"
+    plot(runs, f"batch_size{suffix}.png", x="tokens", title="batch size at a fixed token budget")
+    plot(runs, f"batch_size_time{suffix}.png", x="time", title="batch size: wall-clock")
+    write_results(f"batch_size{suffix}", outcomes)
+
+
+if __name__ == "__main__":
+    main()

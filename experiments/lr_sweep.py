@@ -1,0 +1,32 @@
+"""Question 8: learning-rate sweep of the base model, up to and past the point where training diverges.
+
+    uv run python experiments/lr_sweep.py [--dataset shakespeare] [--steps 200]
+
+Runs runs/lr_sweep/lr_<rate> for each peak rate (same cosine schedule, warmup 5%, min = peak/10), then draws
+learning_curves/lr_sweep.png (every run) and lr_sweep_stable.png (the runs that did not blow up, on a readable
+scale), and writes results/lr_sweep.json.
+"""
+
+from common import parser, plot, runs_dir, setup, train_run, write_results
+
+RATES = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    setup(args)
+    outcomes = {}
+    for lr in RATES:
+        outcomes[f"{lr:g}"] = train_run("lr_sweep", f"lr_{lr:g}", args,
+                                        {"schedule": {"max_lr": lr, "min_lr": lr / 10}})
+    suffix = "" if args.dataset == "shakespeare" else f"_{args.dataset}"
+    out = runs_dir("lr_sweep", args.dataset)
+    runs = [out / f"lr_{lr:g}" for lr in RATES]
+    plot(runs, f"lr_sweep{suffix}.png", title="learning-rate sweep (all runs)")
+    stable = [r for r, o in zip(runs, outcomes.values()) if o["status"] == "finished" and o["val_loss"] < 6.0]
+    plot(stable, f"lr_sweep_stable{suffix}.png", title="learning-rate sweep (runs that trained)")
+    write_results(f"lr_sweep{suffix}", outcomes)
+
+
+if __name__ == "__main__":
+    main()
