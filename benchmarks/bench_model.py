@@ -74,7 +74,9 @@ def make_contestant(name: str, model: torch.nn.Module, batch: torch.Tensor, trai
     return Contestant(name, run)
 
 
-def measure(contestants: list[Contestant], tokens_per_step: int, reps: int, steps: int, warmup: int) -> dict[str, float]:
+def measure(
+    contestants: list[Contestant], tokens_per_step: int, reps: int, steps: int, warmup: int
+) -> dict[str, float]:
     """Median tokens/s of each contestant, repetitions interleaved across contestants."""
     for c in contestants:
         for _ in range(warmup):
@@ -132,33 +134,50 @@ def run_scenario(label: str, config: ModelConfig, batch_size: int, train: bool, 
 def format_rows(rows: list[list[str]]) -> str:
     headers = ["scenario", "ours", "tok/s", "reference", "tok/s", "ratio", "target"]
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    fmt = lambda cells: " | ".join(c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+
+    def fmt(cells: list[str]) -> str:
+        return " | ".join(
+            c.ljust(w) if i in (0, 1, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     return "\n".join([fmt(headers), "-+-".join("-" * w for w in widths), *map(fmt, rows)])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, 1 repetition, no compile")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: tiny model, 1 repetition, no compile"
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile contestants")
     parser.add_argument("--reps", type=int, default=5, help="interleaved repetitions per contestant")
     parser.add_argument("--steps", type=int, default=2, help="steps per repetition")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per contestant first")
-    parser.add_argument("--only", choices=["train", "forward", "long"], action="append", help="run only these scenarios")
+    parser.add_argument(
+        "--only", choices=["train", "forward", "long"], action="append", help="run only these scenarios"
+    )
     args = parser.parse_args()
     if args.quick:
         args.reps, args.steps, args.warmup = 1, 1, 1
         config = ModelConfig(vocab_size=500, context_length=64, d_model=64, num_layers=2, num_heads=4)
         long_config, batch_size = ModelConfig(**{**config.__dict__, "context_length": 128}), 4
     else:
-        config = ModelConfig(vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344)
+        config = ModelConfig(
+            vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344
+        )
         long_config, batch_size = ModelConfig(**{**config.__dict__, "context_length": 1024}), 8
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; shape: {config}", flush=True)
     scenarios = args.only or ["train", "forward", "long"]
     rows = []
     if "train" in scenarios:
-        rows += run_scenario(f"train T={config.context_length} B={batch_size}", config, batch_size, True, args)
+        rows += run_scenario(
+            f"train T={config.context_length} B={batch_size}", config, batch_size, True, args
+        )
     if "forward" in scenarios:
-        rows += run_scenario(f"forward T={config.context_length} B={batch_size}", config, batch_size, False, args)
+        rows += run_scenario(
+            f"forward T={config.context_length} B={batch_size}", config, batch_size, False, args
+        )
     if "long" in scenarios:
         # same tokens per step as the short scenario: a quarter of the sequences, four times as long
         long_batch = max(1, batch_size * config.context_length // long_config.context_length)

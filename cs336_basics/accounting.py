@@ -33,7 +33,9 @@ def _gpt2(d_model: int, num_layers: int, num_heads: int) -> ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    "tinystories": ModelConfig(vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344),
+    "tinystories": ModelConfig(
+        vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344
+    ),
     "gpt2-small": _gpt2(768, 12, 12),
     "gpt2-medium": _gpt2(1024, 24, 16),
     "gpt2-large": _gpt2(1280, 36, 20),
@@ -82,7 +84,8 @@ def elementwise_flops(config: ModelConfig, seq_len: int | None = None) -> dict[s
     return {
         "RMSNorm": num_norms * 4 * T * d,  # square, sum, scale, gain
         "RoPE": 0 if c.positions == "nope" else L * 2 * 3 * T * d,  # q and k: 2 multiplies + 1 add each
-        "softmax (+ scale, mask)": L * c.num_heads * 6 * T * T,  # scale, mask, max, subtract, exp, sum, divide
+        # softmax: scale, mask, max, subtract, exp, sum, divide
+        "softmax (+ scale, mask)": L * c.num_heads * 6 * T * T,
         "SiLU (+ gate)": L * (5 if c.ffn == "swiglu" else 4) * T * f,  # x·sigmoid(x) ≈ 4, gate product 1
         "residual adds": L * 2 * T * d,
     }
@@ -117,7 +120,9 @@ def activation_counts(config: ModelConfig, batch_size: int = 1) -> dict[str, int
     }
 
 
-def memory_bytes(config: ModelConfig, batch_size: int = 1, dtype: torch.dtype = torch.float32) -> dict[str, int]:
+def memory_bytes(
+    config: ModelConfig, batch_size: int = 1, dtype: torch.dtype = torch.float32
+) -> dict[str, int]:
     """Training memory in bytes: parameters, gradients, AdamW's two moments and activations, all in `dtype`."""
     n_params = sum(parameter_counts(config).values())
     size = torch.finfo(dtype).bits // 8
@@ -150,7 +155,9 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells):
-        return "  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(cells, widths))
+        )
 
     return "\n".join([line(headers), "  ".join("-" * w for w in widths), *map(line, rows)])
 
@@ -195,23 +202,29 @@ def report(
     days = training_days(config, steps, batch_size, peak_tflops * 1e12, mfu)
     fits = max_batch_size(config, gpu_memory_gib * 2**30, dtype)
     dtype_name = str(dtype).removeprefix("torch.")
+    six_n = 6 * (sum(params.values()) - params["token embeddings"])
     sections = [
         f"=== {name}: {describe(config)} ===",
-        "Parameters\n" + format_table(["component", "parameters", "share"], _share_rows(params, lambda v: f"{v:,}")),
+        "Parameters\n"
+        + format_table(["component", "parameters", "share"], _share_rows(params, lambda v: f"{v:,}")),
         f"Training memory at batch {batch_size}, {dtype_name} (activations: outputs kept for backward)\n"
         + format_table(["component", "memory", "share"], _share_rows(memory, _gib))
         + f"\nlargest batch that fits in {gpu_memory_gib:g} GiB: {fits:,}",
         f"Activations by component at batch {batch_size}\n"
-        + format_table(["component", "memory", "share"], _share_rows({k: v * size for k, v in activations.items()}, _gib)),
+        + format_table(
+            ["component", "memory", "share"], _share_rows({k: v * size for k, v in activations.items()}, _gib)
+        ),
         f"Forward matmul FLOPs per sequence of {T:,} tokens\n"
         + format_table(["component", "GFLOPs", "share"], _share_rows(flops, lambda v: f"{v / 1e9:,.1f}"))
         + "\nelementwise (estimate, not in the total above): "
         + ", ".join(f"{k} {v / 1e9:,.2f}" for k, v in small.items())
         + f" GFLOPs; {100 * sum(small.values()) / sum(flops.values()):.2f}% of the matmul FLOPs",
-        f"Training FLOPs per token (3 x forward): {per_token / 1e9:,.2f} GFLOPs "
-        f"(6 x non-embedding parameters would say {6 * (sum(params.values()) - params['token embeddings']) / 1e9:,.2f})\n"
-        f"{steps:,} steps x batch {batch_size:,} x {T:,} tokens at {peak_tflops:g} TFLOP/s and {mfu:.0%} MFU: "
-        f"{days:,.2f} days",
+        (
+            f"Training FLOPs per token (3 x forward): {per_token / 1e9:,.2f} GFLOPs "
+            f"(6 x non-embedding parameters would say {six_n / 1e9:,.2f})\n"
+            f"{steps:,} steps x batch {batch_size:,} x {T:,} tokens at {peak_tflops:g} TFLOP/s and {mfu:.0%} MFU: "
+            f"{days:,.2f} days"
+        ),
     ]
     return "\n\n".join(sections)
 
@@ -221,13 +234,12 @@ def compare(configs: dict[str, ModelConfig]) -> str:
     headers = ["component"] + list(configs)
     rows = [
         ["parameters"] + [f"{sum(parameter_counts(c).values()) / 1e6:,.0f}M" for c in configs.values()],
-        ["forward TFLOPs / sequence"] + [f"{sum(forward_flops(c).values()) / 1e12:,.2f}" for c in configs.values()],
+        ["forward TFLOPs / sequence"]
+        + [f"{sum(forward_flops(c).values()) / 1e12:,.2f}" for c in configs.values()],
     ]
     shares = {name: forward_flops(c) for name, c in configs.items()}
     for component in next(iter(shares.values())):
-        rows.append(
-            [component] + [f"{100 * s[component] / sum(s.values()):.1f}%" for s in shares.values()]
-        )
+        rows.append([component] + [f"{100 * s[component] / sum(s.values()):.1f}%" for s in shares.values()])
     return "Share of forward FLOPs by component\n" + format_table(headers, rows)
 
 
@@ -248,11 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     overrides.add_argument("--positions", choices=["rope", "nope"])
     overrides.add_argument("--tie-embeddings", action="store_true", default=None)
     parser.add_argument("--batch-size", type=int, default=1, help="sequences per step, for memory and time")
-    parser.add_argument("--dtype", choices=list(DTYPES), default="float32", help="precision of weights, state, activations")
+    parser.add_argument(
+        "--dtype", choices=list(DTYPES), default="float32", help="precision of weights, state, activations"
+    )
     parser.add_argument("--steps", type=int, default=400_000, help="training steps for the time estimate")
     parser.add_argument("--peak-tflops", type=float, default=19.5, help="GPU peak TFLOP/s (A100 fp32: 19.5)")
     parser.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilization, in (0, 1]")
-    parser.add_argument("--gpu-memory-gib", type=float, default=80.0, help="memory for the largest-batch estimate")
+    parser.add_argument(
+        "--gpu-memory-gib", type=float, default=80.0, help="memory for the largest-batch estimate"
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.steps < 0:
         parser.error("--batch-size must be >= 1 and --steps >= 0")
@@ -263,7 +279,9 @@ def main(argv: list[str] | None = None) -> None:
     for preset in args.preset or ["tinystories"]:
         names += GPT2_PRESETS if preset == "all" else [preset]
     changes = {
-        k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(ModelConfig)} and v is not None
+        k: v
+        for k, v in vars(args).items()
+        if k in {f.name for f in dataclasses.fields(ModelConfig)} and v is not None
     }
     try:
         configs = {name: dataclasses.replace(PRESETS[name], **changes) for name in dict.fromkeys(names)}

@@ -27,7 +27,8 @@ from cs336_basics.model import (
 )
 
 leading_dims = st.lists(st.integers(1, 4), min_size=0, max_size=3)
-TINY = dict(vocab_size=97, context_length=32, d_model=64, num_layers=2, num_heads=4, d_ff=160, rope_theta=1000.0)
+TINY = {"vocab_size": 97, "context_length": 32, "d_model": 64, "num_layers": 2, "num_heads": 4, "d_ff": 160}
+TINY["rope_theta"] = 1000.0
 
 
 def _randomize_norm_gains(model: torch.nn.Module) -> None:
@@ -155,10 +156,16 @@ def test_rope_buffers_are_not_in_the_state_dict_and_odd_dims_are_rejected():
 
 
 @settings(max_examples=25, deadline=None)
-@given(lead=leading_dims, q=st.integers(1, 9), k=st.integers(1, 9), d=st.integers(1, 8), seed=st.integers(0, 999))
+@given(
+    lead=leading_dims, q=st.integers(1, 9), k=st.integers(1, 9), d=st.integers(1, 8), seed=st.integers(0, 999)
+)
 def test_sdpa_matches_torch_with_and_without_mask(lead, q, k, d, seed):
     g = torch.Generator().manual_seed(seed)
-    Q, K, V = torch.randn(*lead, q, d, generator=g), torch.randn(*lead, k, d, generator=g), torch.randn(*lead, k, 5, generator=g)
+    Q, K, V = (
+        torch.randn(*lead, q, d, generator=g),
+        torch.randn(*lead, k, d, generator=g),
+        torch.randn(*lead, k, 5, generator=g),
+    )
     torch.testing.assert_close(scaled_dot_product_attention(Q, K, V), F.scaled_dot_product_attention(Q, K, V))
     mask = torch.rand(*lead, q, k, generator=g) > 0.5
     mask[..., 0] = True  # every query may attend somewhere, otherwise the row is undefined
@@ -275,7 +282,8 @@ def test_block_adapter_names_and_pre_norm_formula():
     block = TransformerBlock(32, 4, 48)
     assert sorted(block.state_dict()) == sorted(
         f"{m}.weight"
-        for m in ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.output_proj", "ln1", "ffn.w1", "ffn.w2", "ffn.w3", "ln2"]
+        for m in ["attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.output_proj", "ln1", "ffn.w1", "ffn.w2"]
+        + ["ffn.w3", "ln2"]
     )
     x = torch.randn(2, 6, 32)
     h = x + block.attn(block.ln1(x))
@@ -302,7 +310,9 @@ def test_gradients_reach_every_parameter_and_are_finite():
 
 
 VARIANTS = list(
-    itertools.product(["pre", "post", "none"], ["rope", "nope"], ["swiglu", "silu"], [False, True], ["scratch", "torch"])
+    itertools.product(
+        ["pre", "post", "none"], ["rope", "nope"], ["swiglu", "silu"], [False, True], ["scratch", "torch"]
+    )
 )
 
 
@@ -418,7 +428,15 @@ def test_scratch_path_uses_no_torch_shortcuts(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("torch shortcut called in the scratch path")
 
-    for name in ["linear", "embedding", "softmax", "log_softmax", "scaled_dot_product_attention", "cross_entropy", "silu"]:
+    shortcuts = [
+        "linear",
+        "embedding",
+        "softmax",
+        "log_softmax",
+        "scaled_dot_product_attention",
+        "cross_entropy",
+    ]
+    for name in [*shortcuts, "silu"]:
         monkeypatch.setattr(F, name, forbidden)
     torch.manual_seed(0)
     model = TransformerLM(ModelConfig(**TINY))

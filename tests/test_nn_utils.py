@@ -45,7 +45,11 @@ def test_silu_matches_torch():
 
 
 @settings(max_examples=30, deadline=None)
-@given(leading=st.lists(st.integers(1, 5), min_size=1, max_size=3), vocab=st.integers(1, 50), seed=st.integers(0, 999))
+@given(
+    leading=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    vocab=st.integers(1, 50),
+    seed=st.integers(0, 999),
+)
 def test_cross_entropy_matches_torch_over_any_leading_dims(leading, vocab, seed):
     g = torch.Generator().manual_seed(seed)
     logits = torch.randn(*leading, vocab, generator=g) * 10

@@ -36,7 +36,9 @@ class RotaryPositionalEmbedding(nn.Module):
         # Stored at full width d_k so the rotation is two elementwise products: entries 2k and 2k+1 hold the
         # angle of pair k, and the sine carries the sign of its row of the 2x2 rotation [[c, -s], [s, c]].
         self.register_buffer("cos", angles.cos().repeat_interleave(2, dim=-1), persistent=False)
-        self.register_buffer("sin", torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2), persistent=False)
+        self.register_buffer(
+            "sin", torch.stack((-angles.sin(), angles.sin()), dim=-1).flatten(-2), persistent=False
+        )
 
     def forward(
         self, x: Float[Tensor, " ... seq d_k"], token_positions: Int[Tensor, " ... seq"]
@@ -66,7 +68,8 @@ def _attention(Q: Tensor, K: Tensor, V: Tensor, blocked: Tensor | None) -> Tenso
     # Scaling Q (queries x d_k) is cheaper than scaling the scores (queries x keys).
     scores = (Q * (1.0 / math.sqrt(Q.shape[-1]))) @ K.transpose(-2, -1)  # (..., queries, keys)
     if blocked is not None:
-        scores.masked_fill_(blocked, float("-inf"))  # in place is safe: the matmul's backward does not need its output
+        # in place is safe: the matmul's backward does not need its output
+        scores.masked_fill_(blocked, float("-inf"))
     return softmax(scores, dim=-1) @ V
 
 
@@ -82,7 +85,9 @@ def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = N
 def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     num_queries, num_keys = q.shape[-2], k.shape[-2]
     # the complement of causal_mask, built directly: True where key j is in query i's future
-    future = torch.ones(num_queries, num_keys, dtype=torch.bool, device=q.device).triu_(num_keys - num_queries + 1)
+    future = torch.ones(num_queries, num_keys, dtype=torch.bool, device=q.device).triu_(
+        num_keys - num_queries + 1
+    )
     return _attention(q, k, v, blocked=future)
 
 
@@ -137,7 +142,9 @@ class CausalMultiHeadSelfAttention(nn.Module):
         if d_model % num_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if backend not in ATTENTION_BACKENDS:
-            raise ValueError(f"unknown attention backend {backend!r}; choose from {sorted(ATTENTION_BACKENDS)}")
+            raise ValueError(
+                f"unknown attention backend {backend!r}; choose from {sorted(ATTENTION_BACKENDS)}"
+            )
         self.d_model, self.num_heads, self.backend = d_model, num_heads, backend
         self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
         self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
@@ -155,8 +162,10 @@ class CausalMultiHeadSelfAttention(nn.Module):
         """With a kv_cache, x holds only the new positions: they continue after the cached ones, their keys and
         values are appended to the cache, and they attend over everything cached."""
         # One matmul for the three projections (they stay separate parameters and state-dict entries).
-        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3·d_model, d_model)
-        qkv = rearrange(x @ w_qkv.T, "... seq (three heads d_k) -> three ... heads seq d_k", three=3, heads=self.num_heads)
+        w_qkv = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))  # (3·d, d)
+        qkv = rearrange(
+            x @ w_qkv.T, "... seq (three heads d_k) -> three ... heads seq d_k", three=3, heads=self.num_heads
+        )
         q_and_k, v = qkv[:2], qkv[2]  # (2, ..., heads, seq, d_k), (..., heads, seq, d_k)
         if self.rope is not None:
             if token_positions is None:

@@ -17,7 +17,9 @@ from cs336_basics.nn_utils import silu
 class Linear(nn.Module):
     """y = x W^T, no bias. W has shape (d_out, d_in) and is initialized N(0, 2 / (d_in + d_out)) cut at ±3σ."""
 
-    def __init__(self, d_in: int, d_out: int, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self, d_in: int, d_out: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ):
         super().__init__()
         self.d_in, self.d_out = d_in, d_out
         self.weight = nn.Parameter(torch.empty(d_out, d_in, device=device, dtype=dtype))
@@ -80,7 +82,9 @@ class RMSNorm(nn.Module):
 class SwiGLU(nn.Module):
     """SwiGLU feed-forward: W2(SiLU(W1 x) ⊙ W3 x), with W1, W3: d_model -> d_ff and W2: d_ff -> d_model."""
 
-    def __init__(self, d_model: int, d_ff: int, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self, d_model: int, d_ff: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ):
         super().__init__()
         self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
         self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)
@@ -93,7 +97,9 @@ class SwiGLU(nn.Module):
 class SiLUFFN(nn.Module):
     """Plain (ungated) feed-forward for the SwiGLU ablation: W2(SiLU(W1 x))."""
 
-    def __init__(self, d_model: int, d_ff: int, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self, d_model: int, d_ff: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ):
         super().__init__()
         self.w1 = Linear(d_model, d_ff, device=device, dtype=dtype)
         self.w2 = Linear(d_ff, d_model, device=device, dtype=dtype)

@@ -116,7 +116,9 @@ class TransformerBlock(nn.Module):
             raise ValueError(f"norm must be one of {NORM_PLACEMENTS}, got {norm!r}")
         if ffn not in FFN_TYPES:
             raise ValueError(f"ffn must be one of {tuple(FFN_TYPES)}, got {ffn!r}")
-        self.attn = CausalMultiHeadSelfAttention(d_model, num_heads, rope, backend, device=device, dtype=dtype)
+        self.attn = CausalMultiHeadSelfAttention(
+            d_model, num_heads, rope, backend, device=device, dtype=dtype
+        )
         self.ffn = FFN_TYPES[ffn](d_model, d_ff, device=device, dtype=dtype)
         if norm == "none":
             self.ln1, self.ln2 = nn.Identity(), nn.Identity()
@@ -163,7 +165,9 @@ class TransformerLM(nn.Module):
     size ~sqrt(d_model).
     """
 
-    def __init__(self, config: ModelConfig, device: torch.device | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self, config: ModelConfig, device: torch.device | None = None, dtype: torch.dtype | None = None
+    ):
         super().__init__()
         self.config = config
         c = config
@@ -188,7 +192,9 @@ class TransformerLM(nn.Module):
             )
             for _ in range(c.num_layers)
         )
-        self.ln_final = nn.Identity() if c.norm == "none" else RMSNorm(c.d_model, c.eps, device=device, dtype=dtype)
+        self.ln_final = (
+            nn.Identity() if c.norm == "none" else RMSNorm(c.d_model, c.eps, device=device, dtype=dtype)
+        )
         self.lm_head = Linear(c.d_model, c.vocab_size, device=device, dtype=dtype)
         if c.tie_embeddings:
             self.token_embeddings.weight = self.lm_head.weight
