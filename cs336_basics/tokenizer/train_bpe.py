@@ -140,7 +140,7 @@ def _merge_loop(word_counts: dict[bytes, int], vocab: Vocab, num_merges: int, pr
     if not words:
         return merges
     pair_counts, starts, byte_pair_words = _initial_pair_index(words, freqs)
-    words: list = words  # bytes for now, replaced by lists of ids when a merge touches them
+    # words[i] stays a bytes object (iterating gives the byte ids) until a merge touches it and makes it a list.
     where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
     rkey = {i: _reverse_key(token) for i, token in vocab.items()}
     heap = [(-n, rkey[a], rkey[b], a, b) for (a, b), n in pair_counts.items()]
