@@ -25,6 +25,7 @@ from cs336_basics.model import (
     TransformerLM,
     scaled_dot_product_attention,
 )
+from tests import adapters
 
 leading_dims = st.lists(st.integers(1, 4), min_size=0, max_size=3)
 TINY = {"vocab_size": 97, "context_length": 32, "d_model": 64, "num_layers": 2, "num_heads": 4, "d_ff": 160}
@@ -441,3 +442,46 @@ def test_scratch_path_uses_no_torch_shortcuts(monkeypatch):
     torch.manual_seed(0)
     model = TransformerLM(ModelConfig(**TINY))
     model(torch.randint(0, 97, (2, 16))).sum().backward()
+
+
+def test_backends_agree_on_the_whole_model_and_its_gradients():
+    torch.manual_seed(0)
+    scratch = TransformerLM(ModelConfig(**TINY))
+    fused = TransformerLM(ModelConfig(**TINY | {"attn_backend": "torch"}))
+    fused.load_state_dict(scratch.state_dict())
+    ids = torch.randint(0, 97, (2, 24))
+    out_s, out_f = scratch(ids), fused(ids)
+    torch.testing.assert_close(out_s, out_f)
+    out_s.square().mean().backward()
+    out_f.square().mean().backward()
+    for (name, p_s), p_f in zip(scratch.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(p_s.grad, p_f.grad, msg=name)
+
+
+def test_adapters_reach_the_modules():
+    """The model adapters in tests/adapters.py construct, load and call our modules (the contract)."""
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(**TINY))
+    ids = torch.randint(0, 97, (2, 12))
+    c = model.config
+    logits = adapters.run_transformer_lm(
+        c.vocab_size, c.context_length, c.d_model, c.num_layers, c.num_heads, c.d_ff, c.rope_theta,
+        model.state_dict(), ids,
+    )  # fmt: skip
+    torch.testing.assert_close(logits, model(ids))
+    block = model.layers[0]
+    x = torch.randn(2, 12, c.d_model)
+    block_weights = {
+        k.removeprefix("layers.0."): v for k, v in model.state_dict().items() if k.startswith("layers.0.")
+    }
+    out = adapters.run_transformer_block(
+        c.d_model, c.num_heads, c.d_ff, c.context_length, c.rope_theta, block_weights, x
+    )
+    torch.testing.assert_close(out, block(x))
+    attn = block.attn
+    weights = [attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.output_proj.weight]
+    positions = torch.arange(12)[None]  # (1, seq), broadcast over the batch
+    out = adapters.run_multihead_self_attention_with_rope(
+        c.d_model, c.num_heads, 32, c.rope_theta, *weights, x, positions
+    )
+    torch.testing.assert_close(out, attn(x))
