@@ -46,3 +46,12 @@ def test_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         tokenize_data.main(["--tokenizer", str(tmp_path), str(FIXTURES / "corpus.en"), "--output", "x.npy"])
     assert "not a saved tokenizer directory" in capsys.readouterr().err
+
+
+def test_no_special_tokens(tmp_path):
+    out = tmp_path / "tok"
+    train_bpe_cli.main([str(FIXTURES / "tinystories_sample.txt"), "--vocab-size", "300", "--special-token", "",
+                        "--out", str(out)])
+    tok = Tokenizer.from_dir(out)
+    assert tok.special_tokens == [] and len(tok.vocab) == 300
+    assert b"<|endoftext|>" not in tok.vocab.values()

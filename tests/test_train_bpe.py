@@ -127,3 +127,12 @@ def test_chunk_boundary_never_inside_a_longer_special(tmp_path):
     bounds = find_chunk_boundaries(path, inner, ["<|x|>", "é<|x|>é"])
     assert inner not in bounds
     assert bounds == [0, len("ab é<|x|>é cd".encode()), len(text.encode())]
+
+
+def test_small_files_start_no_process(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a small file must be counted in-process")
+
+    monkeypatch.setattr(pretokenize, "Pool", no_pool)
+    vocab, merges = train_bpe(FIXTURES / "corpus.en", 500, [EOT])
+    assert len(vocab) == 500 and len(merges) == 500 - 257
