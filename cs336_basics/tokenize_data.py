@@ -8,6 +8,7 @@ np.load(path, mmap_mode="r"). It is written to OUTPUT.part and renamed when comp
 """
 
 import argparse
+import sys
 
 from cs336_basics.tokenizer import Tokenizer, encode_file
 
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
         result = encode_file(tokenizer, args.input, args.output, num_workers=args.workers, progress=True)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    except KeyboardInterrupt:
+        sys.exit("interrupted: the partial output was removed")
     print(
         f"{result.num_bytes:,} bytes -> {result.num_tokens:,} tokens in {result.seconds:.2f} s "
         f"({result.num_bytes / 1e6 / max(result.seconds, 1e-9):.2f} MB/s), "

@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> None:
         vocab, merges = train_bpe(args.input, args.vocab_size, specials, num_workers=args.workers, progress=True)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
+    except KeyboardInterrupt:
+        sys.exit("interrupted: nothing was written")
     seconds = time.perf_counter() - start
     Tokenizer(vocab, merges, specials).save(args.out)
 
