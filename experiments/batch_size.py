@@ -12,7 +12,7 @@ writeup from the accounting module (activations grow linearly with b). Figures: 
 
 import math
 
-from common import BASE, parser, plot, runs_dir, setup, train_run, write_results
+from common import BASE, baseline_run, parser, plot, runs_dir, setup, train_run, write_results
 
 TOKENS = 409_600
 BATCHES = [1, 4, 16, 64, 256]
@@ -23,17 +23,21 @@ def main() -> None:
     args = parser(__doc__).parse_args()
     setup(args)
     context = BASE["model"]["context_length"]
-    outcomes = {}
+    outcomes, runs = {}, []
+    out = runs_dir("batch_size", args.dataset)
     for b in BATCHES:
         steps = TOKENS // (b * context) if b > 1 else BATCH1_STEPS
         lr = min(1e-2, BASE["schedule"]["max_lr"] * math.sqrt(b / 16))
+        if b == BASE["data"]["batch_size"]:  # exactly the base run
+            run, outcomes[str(b)] = baseline_run(args, "batch_size", f"batch_{b}")
+            runs.append(run)
+            continue
         outcomes[str(b)] = train_run("batch_size", f"batch_{b}", args, {
             "data": {"batch_size": b},
             "schedule": {"max_steps": steps, "max_lr": lr, "min_lr": lr / 10},
             "run": {"log_every": max(1, 80 // b), "eval_every": max(5, steps // 8), "eval_batches": max(1, 160 // b)},
         })
-    out = runs_dir("batch_size", args.dataset)
-    runs = [out / f"batch_{b}" for b in BATCHES]
+        runs.append(out / f"batch_{b}")
     suffix = "" if args.dataset == "shakespeare" else f"_{args.dataset}"
     plot(runs, f"batch_size{suffix}.png", x="tokens", title="batch size at a fixed token budget")
     plot(runs, f"batch_size_time{suffix}.png", x="time", title="batch size: wall-clock")

@@ -133,6 +133,23 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
     return outcome
 
 
+def baseline_run(args: argparse.Namespace, experiment: str, name: str = "baseline") -> tuple[Path, dict]:
+    """The base model at the base rate: the learning-rate sweep's run at that rate (trained there if missing).
+
+    The ablations, the batch-size sweep (at batch 16) and the second-dataset comparison all share it; each gets a
+    copy of its metrics and config under runs/<experiment>/<name>/ so that plots label it by its role.
+    """
+    lr = BASE["schedule"]["max_lr"]
+    outcome = train_run("lr_sweep", f"lr_{lr:g}", args, {"schedule": {"max_lr": lr, "min_lr": lr / 10}})
+    source = runs_dir("lr_sweep", args.dataset) / f"lr_{lr:g}"
+    view = runs_dir(experiment, args.dataset) / name
+    view.mkdir(parents=True, exist_ok=True)
+    for file in ("metrics.jsonl", "config.json", "outcome.json"):
+        shutil.copyfile(source / file, view / file)
+    (view / "SOURCE").write_text(f"a copy of {source}'s records (the same run)\n")
+    return view, outcome
+
+
 def plot(runs: list[Path], out: str, x: str = "step", title: str | None = None) -> None:
     """learning_curves/<out> through the plot CLI (`python -m cs336_basics.plot RUN ... --x X --out OUT`)."""
     from cs336_basics.plot import main as plot_main

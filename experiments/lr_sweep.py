@@ -9,7 +9,7 @@ scale), and writes results/lr_sweep.json.
 
 from common import parser, plot, runs_dir, setup, train_run, write_results
 
-RATES = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1]
+RATES = [1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0]
 
 
 def main() -> None:

@@ -1,35 +1,40 @@
 """Question 12: the same model and budget on the "harder" second corpus (Python standard-library code).
 
-    uv run python experiments/second_dataset.py [--steps 200] [--other code|owt]
+    uv run python experiments/second_dataset.py [--dataset code|owt] [--steps 200]
 
-Trains the base model on Shakespeare and on --other (default: the code corpus; `owt` when data/owt_*.txt exist),
-each with its own 2,048-token BPE trained on that corpus, same steps, batch and learning rate. Loss per token is not
+Trains the base model on --dataset (default: the code corpus; `owt` when data/owt_*.txt exist) and compares it
+with the same model on Shakespeare (the baseline run, see common.baseline_run), each with its own 2,048-token BPE
+trained on that corpus, same steps, batch and learning rate. Loss per token is not
 comparable across tokenizers, so the writeup compares bits per byte too. Figure: learning_curves/second_dataset.png;
 results/second_dataset.json (final loss, bits/byte, bytes/token and a 256-token sample of each).
 """
 
+import math
 from argparse import Namespace
 from pathlib import Path
 
-from common import parser, plot, setup, train_run, write_results
+from common import baseline_run, parser, plot, setup, train_run, write_results
 
 
 def main() -> None:
-    p = parser(__doc__)
-    p.add_argument("--other", default="code", choices=["code", "owt"])
+    p = parser(__doc__, dataset="code")
     args = p.parse_args()
+    if args.dataset == "shakespeare":
+        p.error("--dataset: pick the corpus to compare with Shakespeare (code, tinystories or owt)")
     setup(args)
+    other = args.dataset
     outcomes = {}
-    for dataset in ("shakespeare", args.other):
-        run_args = Namespace(**{**vars(args), "dataset": dataset})
-        outcome = train_run("second_dataset", dataset, run_args, {"run": {"sample_tokens": 256}})
-        run_dir = Path(outcome["run_dir"])
-        outcome["sample"] = (run_dir / "sample.txt").read_text() if (run_dir / "sample.txt").is_file() else None
-        outcome["bytes_per_token"] = outcome["val_loss"] / outcome["val_bpb"] / 0.6931471805599453
-        outcomes[dataset] = outcome
-    plot([Path(o["run_dir"]) for o in outcomes.values()], f"second_dataset{'' if args.other == 'code' else '_' + args.other}.png",
-         title=f"same model and budget: Shakespeare vs {args.other}")
-    write_results("second_dataset", outcomes)
+    shakespeare_run, outcomes["shakespeare"] = baseline_run(Namespace(**{**vars(args), "dataset": "shakespeare"}),
+                                                            "second_dataset", "shakespeare")
+    outcomes[other] = train_run("second_dataset", other, Namespace(**{**vars(args), "dataset": other}),
+                                {"run": {"sample_tokens": 256}})
+    other_run = Path(outcomes[other]["run_dir"])
+    outcomes[other]["sample"] = (other_run / "sample.txt").read_text()
+    for outcome in outcomes.values():  # val_loss / (val_bpb ln 2) = bytes per token of the validation text
+        outcome["bytes_per_token"] = outcome["val_loss"] / outcome["val_bpb"] / math.log(2)
+    plot([shakespeare_run, other_run], f"second_dataset{'' if other == 'code' else '_' + other}.png",
+         title=f"same model and budget: Shakespeare vs {other}")
+    write_results("second_dataset" if other == "code" else f"second_dataset_{other}", outcomes)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,76 @@
+"""The experiment log: one row per run under runs/ (from each run's config.json and outcome.json).
+
+    uv run python experiments/experiment_log.py      # writes results/experiment_log.md
+
+A row gives the run directory, the script that made it, what differs from the base model (experiments/common.py),
+the budget, and the outcome (final validation loss over the whole validation set, bits per byte, training seconds).
+"""
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+
+from common import BASE, ROOT, deep_merge, dataset_overrides
+
+SCRIPTS = {"lr_sweep": "lr_sweep.py", "ablations": "ablations.py", "batch_size": "batch_size.py",
+           "second_dataset": "second_dataset.py", "own_modification": "own_modification.py",
+           "samples": "samples.py"}
+
+
+def differences(config: dict, base: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out += differences(value, base.get(key, {}), f"{prefix}{key}.")
+        elif key in base and not _same(base[key], value) and key not in ("name", "out_dir", "log_every", "eval_every",
+                                                                 "eval_batches", "sample_tokens"):
+            out.append(f"{prefix}{key}={value}")
+    return out
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return a == b
+
+
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    os.chdir(ROOT)
+    rows = ["| run | script | differs from the base model | steps x tokens | result | train s |",
+            "| --- | --- | --- | --- | --- | ---: |"]
+    for outcome_path in sorted(Path("runs").glob("*/*/outcome.json")):
+        run = outcome_path.parent
+        if (run / "SOURCE").exists():  # a copy of another run's records
+            continue
+        outcome = json.loads(outcome_path.read_text())
+        config = json.loads((run / "config.json").read_text())
+        experiment = run.parent.name.split("-")[0]
+        dataset = run.parent.name.split("-")[1] if "-" in run.parent.name else "shakespeare"
+        base = deep_merge(BASE, _data_only(dataset))
+        diff = ", ".join(d for d in differences(config, base) if not d.startswith("schedule.max_steps")) or "-"
+        if outcome["status"] == "finished":
+            result = f"val loss {outcome['val_loss']:.3f}, {outcome['val_bpb']:.3f} bits/byte"
+        else:
+            result = f"diverged at step {outcome['at_step']}"
+        script = f"`experiments/{SCRIPTS.get(experiment, '?')}`" + (f" --dataset {dataset}" if dataset != "shakespeare"
+                                                                   and experiment != "second_dataset" else "")
+        rows.append(f"| {run} | {script} | {diff} | {outcome['steps']} x {outcome['tokens_per_step']} | {result} | "
+                    f"{outcome['seconds']:.0f} |")
+    out = Path("results/experiment_log.md")
+    out.write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+    print(f"wrote {out}")
+
+
+def _data_only(dataset: str) -> dict:
+    """The dataset's overrides without building the code corpus (only its settings matter here)."""
+    if dataset == "code":
+        return {"data": {"valid_path": None}, "run": {"sample_prompt": "def "}}
+    return dataset_overrides(dataset)
+
+
+if __name__ == "__main__":
+    main()
