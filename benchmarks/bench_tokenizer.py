@@ -27,7 +27,7 @@ import numpy as np
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import corpora  # noqa: E402
+import corpora
 
 FIXTURES = corpora.ROOT / "tests" / "fixtures"
 EOT = corpora.EOT
@@ -82,7 +82,10 @@ def _train_once(which: str, path: str) -> dict:
 
 def train_in_subprocess(which: str, path: Path) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--_train-once", which, str(path)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, "--_train-once", which, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -105,8 +108,9 @@ def gpt2_references():
 
     vocab = json.loads((FIXTURES / "gpt2_vocab.json").read_text(encoding="utf-8"))
     ranks = {bytes(CHAR_TO_BYTE[c] for c in t): i for t, i in vocab.items() if t != EOT}
-    enc = tiktoken.Encoding(name="gpt2_offline", pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
-                            special_tokens={EOT: vocab[EOT]})
+    enc = tiktoken.Encoding(
+        name="gpt2_offline", pat_str=GPT2_PATTERN, mergeable_ranks=ranks, special_tokens={EOT: vocab[EOT]}
+    )
     hf = Tokenizer(models.BPE.from_file(str(FIXTURES / "gpt2_vocab.json"), str(FIXTURES / "gpt2_merges.txt")))
     hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     hf.decoder = decoders.ByteLevel()
@@ -126,8 +130,78 @@ def best_of(reps: int, fns: dict) -> dict:
     return best
 
 
+def training_rows(name: str, path: Path, reps: int) -> list[tuple]:
+    from cs336_basics.tokenizer import train_bpe, train_bpe_naive
+
+    small = prefix_file(path, 200_000)
+    same = train_bpe(small, 600, [EOT]) == train_bpe_naive(small, 600, [EOT])
+    print(f"fast == naive on a 200 KB prefix at vocab 600: {same}", flush=True)
+    runs = {"ours": [], "hf": []}
+    for _ in range(reps):
+        for which, results in runs.items():
+            results.append(train_in_subprocess(which, path))
+            print(f"  train {which}: {results[-1]}", flush=True)
+    seconds = {which: min(r["seconds"] for r in results) for which, results in runs.items()}
+    peak_mb = {which: max(r["peak_mb"] for r in results) for which, results in runs.items()}
+    return [
+        (name, "train vocab 10k: seconds", seconds["ours"], seconds["hf"], "HF tokenizers", "<= 1.5"),
+        (
+            name,
+            "train vocab 10k: peak RSS MB",
+            peak_mb["ours"],
+            peak_mb["hf"],
+            "HF tokenizers",
+            f"<= {max(2.0, 500 / peak_mb['hf']):.2f}",
+        ),
+    ]
+
+
+def encoding_rows(name: str, path: Path, reps: int) -> list[tuple]:
+    from cs336_basics.tokenizer import Tokenizer, encode_file
+
+    enc, hf = gpt2_references()
+    text = path.read_text(encoding="utf-8")
+    size_mb = path.stat().st_size / 1e6
+
+    def gpt2():
+        return Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT])
+
+    fresh = [gpt2() for _ in range(2 * reps)]  # cold caches, built outside the timed region
+    out = corpora.CACHE / f"{name}_gpt2.npy"
+    timed = best_of(
+        reps,
+        {
+            "ours": lambda: fresh.pop().encode(text),
+            "tiktoken": lambda: enc.encode(text, allowed_special="all"),
+            "encode_file": lambda: encode_file(fresh.pop(), path, out, progress=False),
+        },
+    )
+    timed |= best_of(1, {"hf": lambda: hf.encode(text).ids})  # HF is slowest by far: one run is enough
+    same = timed["ours"][1] == timed["tiktoken"][1] == np.load(out).tolist()
+    print(
+        f"ids (encode and encode_file) identical to tiktoken: {same}; "
+        f"HF ids identical: {timed['hf'][1] == timed['ours'][1]}"
+    )
+    mbs = {k: size_mb / v[0] for k, v in timed.items()}
+    print("  encode MB/s:", {k: round(v, 2) for k, v in mbs.items()}, flush=True)
+    return [
+        (name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["tiktoken"], "tiktoken", ">= 0.35"),
+        (name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["hf"], "HF tokenizers 1 thread", ">= 3"),
+        (
+            name,
+            f"encode_file {os.cpu_count()} cores MB/s",
+            mbs["encode_file"],
+            mbs["tiktoken"],
+            "tiktoken 1 thread",
+            ">= 0.6",
+        ),
+    ]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="2 MB of each corpus, one repetition")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
     parser.add_argument("--skip-train", action="store_true")
@@ -138,8 +212,6 @@ def main() -> None:
         print(json.dumps(_train_once(*args._train_once)))
         return
 
-    from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe, train_bpe_naive
-
     reps = 1 if args.quick else args.reps
     paths = {name: build() for name, build in corpora.CORPORA.items()}
     if args.quick:
@@ -148,48 +220,11 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, repetitions: {reps}", flush=True)
 
     for name, path in paths.items():
-        size_mb = path.stat().st_size / 1e6
-        print(f"\n== {name}: {size_mb:.1f} MB", flush=True)
+        print(f"\n== {name}: {path.stat().st_size / 1e6:.1f} MB", flush=True)
         if not args.skip_train:
-            small = prefix_file(path, 200_000)
-            same = train_bpe(small, 600, [EOT]) == train_bpe_naive(small, 600, [EOT])
-            print(f"fast == naive on a 200 KB prefix at vocab 600: {same}", flush=True)
-            runs = {"ours": [], "hf": []}
-            for _ in range(reps):
-                for which in runs:
-                    runs[which].append(train_in_subprocess(which, path))
-                    print(f"  train {which}: {runs[which][-1]}", flush=True)
-            ours_s = min(r["seconds"] for r in runs["ours"])
-            hf_s = min(r["seconds"] for r in runs["hf"])
-            ours_mb = max(r["peak_mb"] for r in runs["ours"])
-            hf_mb = max(r["peak_mb"] for r in runs["hf"])
-            rows.append((name, "train vocab 10k: seconds", ours_s, hf_s, "HF tokenizers", "<= 1.5"))
-            rows.append((name, "train vocab 10k: peak RSS MB", ours_mb, hf_mb, "HF tokenizers",
-                         f"<= {max(2.0, 500 / hf_mb):.2f}"))
+            rows += training_rows(name, path, reps)
         if not args.skip_encode:
-            enc, hf = gpt2_references()
-            text = path.read_text(encoding="utf-8")
-            def gpt2():
-                return Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT])
-
-            fresh = [gpt2() for _ in range(2 * reps)]  # cold caches, built outside the timed region
-            out = corpora.CACHE / f"{name}_gpt2.npy"
-            timed = best_of(reps, {
-                "ours": lambda: fresh.pop().encode(text),
-                "tiktoken": lambda: enc.encode(text, allowed_special="all"),
-                "encode_file": lambda: encode_file(fresh.pop(), path, out, progress=False),
-            })
-            timed |= best_of(1, {"hf": lambda: hf.encode(text).ids})  # HF is slowest by far: one run is enough
-            same = timed["ours"][1] == timed["tiktoken"][1] == np.load(out).tolist()
-            print(f"ids (encode and encode_file) identical to tiktoken: {same}; HF ids identical: {timed['hf'][1] == timed['ours'][1]}")
-            mbs = {k: size_mb / v[0] for k, v in timed.items()}
-            print("  encode MB/s:", {k: round(v, 2) for k, v in mbs.items()}, flush=True)
-            rows.append((name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["tiktoken"], "tiktoken", ">= 0.35"))
-            rows.append((name, "encode 1 process MB/s (cold)", mbs["ours"], mbs["hf"], "HF tokenizers 1 thread",
-                         ">= 3"))
-            rows.append((name, f"encode_file {os.cpu_count()} cores MB/s", mbs["encode_file"], mbs["tiktoken"],
-                         "tiktoken 1 thread", ">= 0.6"))
-            del text
+            rows += encoding_rows(name, path, reps)
 
     print("\n| corpus | measure | ours | reference | ref value | ours/ref | target |")
     print("|---|---|---|---|---|---|---|")

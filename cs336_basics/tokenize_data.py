@@ -14,7 +14,9 @@ from cs336_basics.tokenizer import Tokenizer, encode_file
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to encode")
     parser.add_argument("--tokenizer", required=True, help="directory written by train_bpe (vocab.json, ...)")
     parser.add_argument("--output", required=True, help="the .npy file to write")

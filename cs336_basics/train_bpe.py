@@ -24,7 +24,9 @@ def peak_rss_mb() -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to train on")
     parser.add_argument("--vocab-size", type=int, default=10000, help="total vocabulary size (default 10000)")
     parser.add_argument(
@@ -34,13 +36,17 @@ def main(argv: list[str] | None = None) -> None:
         help="a special token, repeatable (default: <|endoftext|>); pass --special-token '' for none",
     )
     parser.add_argument("--out", required=True, help="directory to write vocab.json / merges.txt into")
-    parser.add_argument("--workers", type=int, default=None, help="processes for pre-tokenization (default: all)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="processes for pre-tokenization (default: all)"
+    )
     args = parser.parse_args(argv)
     specials = ["<|endoftext|>"] if args.special_tokens is None else [t for t in args.special_tokens if t]
 
     start = time.perf_counter()
     try:
-        vocab, merges = train_bpe(args.input, args.vocab_size, specials, num_workers=args.workers, progress=True)
+        vocab, merges = train_bpe(
+            args.input, args.vocab_size, specials, num_workers=args.workers, progress=True
+        )
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
     except KeyboardInterrupt:

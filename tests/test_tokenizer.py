@@ -126,7 +126,9 @@ def _chunks(text: str, cuts: list[int]):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    parts=st.lists(st.sampled_from(["a", "b", " ", "  ", "\n", "é", "🙂", "'s", "9", EOT, EOT + EOT]), max_size=80),
+    parts=st.lists(
+        st.sampled_from(["a", "b", " ", "  ", "\n", "é", "🙂", "'s", "9", EOT, EOT + EOT]), max_size=80
+    ),
     cuts=st.lists(st.integers(0, 400), max_size=10),
 )
 def test_encode_iterable_equals_encode(gpt2_two_specials, parts, cuts):
@@ -153,8 +155,8 @@ def test_encode_iterable_memory_is_bounded(gpt2):
     """~8 MB of text streamed line by line: the peak traced memory stays far below the text size."""
     lines = (FIXTURES / "corpus.en").read_text(encoding="utf-8").splitlines(keepends=True)
 
-    def stream(total_lines=60 * len(lines)):
-        for k in range(total_lines):
+    def stream():
+        for k in range(60 * len(lines)):
             yield lines[k % len(lines)]
 
     tracemalloc.start()
@@ -170,7 +172,11 @@ def test_save_and_load_round_trip(tmp_path):
     vocab, merges = train_bpe(FIXTURES / "tinystories_sample.txt", 400, [EOT])
     tok = Tokenizer(vocab, merges, [EOT])
     tok.save(tmp_path / "tok")
-    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == ["merges.txt", "special_tokens.json", "vocab.json"]
+    assert sorted(p.name for p in (tmp_path / "tok").iterdir()) == [
+        "merges.txt",
+        "special_tokens.json",
+        "vocab.json",
+    ]
     loaded = Tokenizer.from_dir(tmp_path / "tok")
     assert loaded.vocab == vocab and loaded.merges == merges and loaded.special_tokens == [EOT]
     text = (FIXTURES / "tinystories_sample.txt").read_text(encoding="utf-8")

@@ -23,7 +23,9 @@ def test_help(module):
 
 def test_train_then_tokenize(tmp_path, capsys):
     corpus = FIXTURES / "tinystories_sample.txt"
-    train_bpe_cli.main([str(corpus), "--vocab-size", "400", "--special-token", EOT, "--out", str(tmp_path / "tok")])
+    train_bpe_cli.main(
+        [str(corpus), "--vocab-size", "400", "--special-token", EOT, "--out", str(tmp_path / "tok")]
+    )
     printed = capsys.readouterr().out
     assert "peak memory" in printed and "longest token" in printed
     tok = Tokenizer.from_dir(tmp_path / "tok")
@@ -41,7 +43,9 @@ def test_clear_errors(tmp_path, capsys):
         train_bpe_cli.main([str(tmp_path / "missing.txt"), "--out", str(tmp_path / "tok")])
     assert exc.value.code == 2 and "missing.txt" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train_bpe_cli.main([str(FIXTURES / "corpus.en"), "--vocab-size", "100", "--out", str(tmp_path / "tok")])
+        train_bpe_cli.main(
+            [str(FIXTURES / "corpus.en"), "--vocab-size", "100", "--out", str(tmp_path / "tok")]
+        )
     assert "too small" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tokenize_data.main(["--tokenizer", str(tmp_path), str(FIXTURES / "corpus.en"), "--output", "x.npy"])
@@ -50,8 +54,17 @@ def test_clear_errors(tmp_path, capsys):
 
 def test_no_special_tokens(tmp_path):
     out = tmp_path / "tok"
-    train_bpe_cli.main([str(FIXTURES / "tinystories_sample.txt"), "--vocab-size", "300", "--special-token", "",
-                        "--out", str(out)])
+    train_bpe_cli.main(
+        [
+            str(FIXTURES / "tinystories_sample.txt"),
+            "--vocab-size",
+            "300",
+            "--special-token",
+            "",
+            "--out",
+            str(out),
+        ]
+    )
     tok = Tokenizer.from_dir(out)
     assert tok.special_tokens == [] and len(tok.vocab) == 300
     assert b"<|endoftext|>" not in tok.vocab.values()

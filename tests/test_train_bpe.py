@@ -3,6 +3,7 @@
 import gzip
 import shutil
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,12 @@ EOT = "<|endoftext|>"
 
 @pytest.mark.parametrize(
     "name, vocab_size",
-    [("corpus.en", 500), ("corpus.en", 1000), ("tinystories_sample.txt", 1000), ("shakespeare_slice.txt", 400)],
+    [
+        ("corpus.en", 500),
+        ("corpus.en", 1000),
+        ("tinystories_sample.txt", 1000),
+        ("shakespeare_slice.txt", 400),
+    ],
 )
 def test_fast_equals_naive(name, vocab_size):
     fast = run_train_bpe(FIXTURES / name, vocab_size, [EOT])
@@ -44,10 +50,22 @@ def test_handout_example(tmp_path):
     # Worked by hand: es/st tie at 9 -> (s, t) is greater; then (e, st) 9; lo/ow tie at 7 -> (o, w); (l, ow) 7;
     # (w, est), (n, e), (e, w) tie at 6 -> (w, est); (n, e) 6; (ne, west) 6; wi/id/d-est tie at 3 -> (w, i);
     # (wi, d) vs (d, est) -> (wi, d); (wid, est) 3; (low, e) vs (e, r) at 2 -> (low, e); (lowe, r).
-    expected = [(b"s", b"t"), (b"e", b"st"), (b"o", b"w"), (b"l", b"ow"), (b"w", b"est"), (b"n", b"e"),
-                (b"ne", b"west"), (b"w", b"i"), (b"wi", b"d"), (b"wid", b"est"), (b"low", b"e"), (b"lowe", b"r")]
+    expected = [
+        (b"s", b"t"),
+        (b"e", b"st"),
+        (b"o", b"w"),
+        (b"l", b"ow"),
+        (b"w", b"est"),
+        (b"n", b"e"),
+        (b"ne", b"west"),
+        (b"w", b"i"),
+        (b"wi", b"d"),
+        (b"wid", b"est"),
+        (b"low", b"e"),
+        (b"lowe", b"r"),
+    ]
     for trainer in (train_bpe, train_bpe_naive):
-        vocab, merges = trainer(path, 256 + 1 + len(expected), [EOT])
+        _vocab, merges = trainer(path, 256 + 1 + len(expected), [EOT])
         assert merges == expected
         # Nothing left to merge: asking for more stops early with the same merges.
         assert trainer(path, 1000, [EOT])[1] == expected
@@ -71,7 +89,9 @@ def test_gz_input_equals_plain(tmp_path):
 
 
 # Text built from pieces that stress pre-token and special-token boundaries.
-_pieces = st.sampled_from(["a", "b", "ab", " ", "  ", "\n", "\t", "'s", "7", "é", "日本", "🙂", ".", EOT, "<|x|>"])
+_pieces = st.sampled_from(
+    ["a", "b", "ab", " ", "  ", "\n", "\t", "'s", "7", "é", "日本", "🙂", ".", EOT, "<|x|>"]
+)
 _texts = st.lists(_pieces, max_size=300).map("".join)
 
 
@@ -85,7 +105,7 @@ def test_chunk_boundaries_keep_pretokens(tmp_path, text, chunk):
     bounds = find_chunk_boundaries(path, chunk, specials)
     assert bounds[0] == 0 and bounds[-1] == len(data) and bounds == sorted(set(bounds))
     per_chunk = Counter()
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         per_chunk += count_pretokens(data[a:b].decode("utf-8"), specials)
     assert per_chunk == count_pretokens(text, specials)
 

@@ -16,6 +16,7 @@ Nothing here is pickled.
 
 import json
 import os
+
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 SPECIAL_TOKENS_FILE = "special_tokens.json"
@@ -23,7 +24,11 @@ SPECIAL_TOKENS_FILE = "special_tokens.json"
 
 def bytes_to_unicode() -> dict[int, str]:
     """The GPT-2 map from each byte value to a printable character, e.g. 32 -> "Ġ", 65 -> "A"."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     mapping = {b: chr(b) for b in printable}
     shift = 0
     for b in range(256):
@@ -47,7 +52,9 @@ def str_to_token(text: str, *, source: str = "") -> bytes:
     try:
         return bytes(CHAR_TO_BYTE[char] for char in text)
     except KeyError as err:
-        raise ValueError(f"{source}: {text!r} is not a GPT-2 printable-byte string (bad character {err})") from None
+        raise ValueError(
+            f"{source}: {text!r} is not a GPT-2 printable-byte string (bad character {err})"
+        ) from None
 
 
 def save_vocab(vocab: dict[int, bytes], path: str | os.PathLike) -> None:
@@ -63,7 +70,7 @@ def load_vocab(path: str | os.PathLike) -> dict[int, bytes]:
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: a vocabulary must be a JSON object mapping tokens to ids")
+        raise ValueError(f"{path}: a vocabulary must be a JSON object mapping tokens to ids")  # noqa: TRY004
     vocab = {}
     for text, i in data.items():
         if not isinstance(i, int) or i < 0:
@@ -77,8 +84,7 @@ def load_vocab(path: str | os.PathLike) -> dict[int, bytes]:
 def save_merges(merges: list[tuple[bytes, bytes]], path: str | os.PathLike) -> None:
     """Write one merge per line: "Ġ t" for (b" ", b"t")."""
     with open(path, "w", encoding="utf-8") as f:
-        for a, b in merges:
-            f.write(f"{token_to_str(a)} {token_to_str(b)}\n")
+        f.writelines(f"{token_to_str(a)} {token_to_str(b)}\n" for a, b in merges)
 
 
 def load_merges(path: str | os.PathLike) -> list[tuple[bytes, bytes]]:

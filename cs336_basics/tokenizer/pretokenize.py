@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import pairwise
 from multiprocessing import Pool
 
 import regex
@@ -76,7 +77,7 @@ def decode_utf8(data: bytes, path: str | os.PathLike, offset: int = 0) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(
-            f"{path}: invalid UTF-8 at byte offset {offset + err.start} ({data[err.start:err.start + 4]!r})"
+            f"{path}: invalid UTF-8 at byte offset {offset + err.start} ({data[err.start : err.start + 4]!r})"
         ) from None
 
 
@@ -170,7 +171,7 @@ def count_pretokens_in_file(
     if num_workers == 1 or file_size < IN_PROCESS_BYTES:
         return count_pretokens(read_text(path, 0, file_size), special_tokens)
     bounds = find_chunk_boundaries(path, chunk_size_for(file_size, num_workers), special_tokens)
-    tasks = [(path, a, b, special_tokens) for a, b in zip(bounds[:-1], bounds[1:])]
+    tasks = [(path, a, b, special_tokens) for a, b in pairwise(bounds)]
     total: Counter[bytes] = Counter()
     bar = tqdm(total=file_size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress)
     with Pool(min(num_workers, len(tasks))) as pool:
@@ -181,10 +182,12 @@ def count_pretokens_in_file(
     return total
 
 
-def iter_chunks(path: str | os.PathLike, chunk_bytes: int, special_tokens: Iterable[str] = ()) -> Iterator[str]:
+def iter_chunks(
+    path: str | os.PathLike, chunk_bytes: int, special_tokens: Iterable[str] = ()
+) -> Iterator[str]:
     """Stream a file as text chunks cut at safe places (for encoding a file lazily)."""
     bounds = find_chunk_boundaries(path, chunk_bytes, special_tokens)
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in pairwise(bounds):
         yield read_text(path, a, b)
 
 

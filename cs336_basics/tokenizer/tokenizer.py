@@ -10,7 +10,7 @@ import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, pairwise, repeat
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -81,11 +81,15 @@ class Tokenizer:
         if missing:
             raise ValueError(f"the vocabulary lacks single-byte tokens, e.g. {bytes([missing[0]])!r}")
         self._byte_ids = [id_of[bytes([b])] for b in range(256)]
-        self._merge_rank: dict[tuple[int, int], int] = {}  # (id, id) -> rank, the merge's position in the list
+        self._merge_rank: dict[
+            tuple[int, int], int
+        ] = {}  # (id, id) -> rank, the merge's position in the list
         self._merged_id = []  # _merged_id[rank] = id of the token that merge makes
         for rank, (a, b) in enumerate(self.merges):
             if a not in id_of or b not in id_of or a + b not in id_of:
-                raise ValueError(f"merge {rank} ({a!r}, {b!r}) uses or makes a token missing from the vocabulary")
+                raise ValueError(
+                    f"merge {rank} ({a!r}, {b!r}) uses or makes a token missing from the vocabulary"
+                )
             self._merge_rank.setdefault((id_of[a], id_of[b]), rank)
             self._merged_id.append(id_of[a + b])
         self._special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
@@ -129,7 +133,9 @@ class Tokenizer:
         try:
             return self._special_ids[token]
         except KeyError:
-            raise ValueError(f"{token!r} is not a special token of this tokenizer {self.special_tokens}") from None
+            raise ValueError(
+                f"{token!r} is not a special token of this tokenizer {self.special_tokens}"
+            ) from None
 
     def _bpe(self, pretoken: str) -> list[int]:
         """Ids of one pre-token: merge the leftmost occurrence of the lowest-rank pair until none is left.
@@ -140,7 +146,7 @@ class Tokenizer:
         """
         ids = list(map(self._byte_ids.__getitem__, pretoken.encode("utf-8")))
         rank_of, never = self._merge_rank.get, _NO_MERGE
-        ranks = list(map(rank_of, zip(ids, ids[1:]), repeat(never)))  # ranks[i]: rank of (ids[i], ids[i + 1])
+        ranks = list(map(rank_of, pairwise(ids), repeat(never)))  # ranks[i]: rank of (ids[i], ids[i + 1])
         while ranks:
             best = min(ranks)
             if best == never:
@@ -211,7 +217,9 @@ class Tokenizer:
             data = b"".join(map(self.vocab.__getitem__, ids))
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, (int, np.integer)) or i not in self.vocab)
-            raise ValueError(f"token id {bad!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})") from None
+            raise ValueError(
+                f"token id {bad!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})"
+            ) from None
         return data.decode("utf-8", errors="replace")
 
 
@@ -252,7 +260,9 @@ def _encode_task(args: tuple) -> tuple[np.ndarray, int]:
     return _encode_range(_worker_tokenizer[-1], path, start, end, dtype), end - start
 
 
-def _encoded_chunks(tokenizer: Tokenizer, tasks: list[tuple], num_workers: int) -> Iterator[tuple[np.ndarray, int]]:
+def _encoded_chunks(
+    tokenizer: Tokenizer, tasks: list[tuple], num_workers: int
+) -> Iterator[tuple[np.ndarray, int]]:
     """(ids, bytes read) per chunk, in file order. The first chunk is encoded here, before the workers start:
     where processes are forked, they inherit its warm pre-token cache instead of each rebuilding it."""
     if not tasks:  # an empty file
@@ -295,7 +305,7 @@ def encode_file(
         # The first fine chunk warms the cache (see _encoded_chunks); the rest are grouped into bigger tasks.
         group = max(1, _encode_chunk_bytes(size, 1 if in_process else num_workers) // _WARMUP_BYTES)
         bounds = bounds[:1] + bounds[1:-1:group] + bounds[-1:]
-        tasks = [(path, a, b, dtype) for a, b in zip(bounds[:-1], bounds[1:])]
+        tasks = [(path, a, b, dtype) for a, b in pairwise(bounds)]
         partial = output_path.with_name(output_path.name + ".part")
         output_path.parent.mkdir(parents=True, exist_ok=True)
         num_tokens = 0

@@ -15,6 +15,7 @@ A path ending in .gz is decompressed to a temporary file first.
 import heapq
 import os
 from collections import Counter, defaultdict
+from itertools import pairwise
 
 import numpy as np
 from tqdm import tqdm
@@ -81,7 +82,7 @@ def train_bpe_naive(input_path, vocab_size: int, special_tokens=()) -> tuple[Voc
     while len(vocab) < vocab_size:
         pair_counts: Counter[tuple[bytes, bytes]] = Counter()
         for word, n in words.items():
-            for pair in zip(word, word[1:]):
+            for pair in pairwise(word):
                 pair_counts[pair] += n
         if not pair_counts:
             break
@@ -175,9 +176,9 @@ def _merge_loop(word_counts: dict[bytes, int], vocab: Vocab, num_merges: int, pr
             if len(new) == n:
                 continue  # the pair left this word in an earlier merge
             f = freqs[i]
-            for pair in zip(word, word[1:]):
+            for pair in pairwise(word):
                 delta[pair] -= f
-            for pair in zip(new, new[1:]):
+            for pair in pairwise(new):
                 delta[pair] += f
                 if new_id in pair:
                     where[pair].add(i)
