@@ -50,8 +50,8 @@ def test_handout_example(tmp_path):
     # Worked by hand: es/st tie at 9 -> (s, t) is greater; then (e, st) 9; lo/ow tie at 7 -> (o, w); (l, ow) 7;
     # (w, est), (n, e), (e, w) tie at 6 -> (w, est); (n, e) 6; (ne, west) 6; wi/id/d-est tie at 3 -> (w, i);
     # (wi, d) vs (d, est) -> (wi, d); (wid, est) 3; (low, e) vs (e, r) at 2 -> (low, e); (lowe, r).
-    handout = ["s t", "e st", "o w", "l ow", "w est", "n e", "ne west", "w i", "wi d", "wid est", "low e", "lowe r"]
-    expected = [tuple(part.encode() for part in merge.split()) for merge in handout]
+    handout = "s t, e st, o w, l ow, w est, n e, ne west, w i, wi d, wid est, low e, lowe r"
+    expected = [tuple(part.encode() for part in merge.split()) for merge in handout.split(", ")]
     for trainer in (train_bpe, train_bpe_naive):
         _vocab, merges = trainer(path, 256 + 1 + len(expected), [EOT])
         assert merges == expected
