@@ -1,6 +1,6 @@
 """Question 13: our own modifications, compared at a fixed wall-clock budget (x-axis: minutes of training).
 
-    uv run python experiments/own_modification.py [--dataset shakespeare] [--seconds 90]
+    uv run python experiments/own_modification.py [--dataset shakespeare] [--seconds 60]
 
 The cosine schedule needs its length in steps up front, so each variant first times a few training steps (after
 a warm-up) in a throwaway trainer, and is then given as many steps as fit in --seconds at that speed. Variants:
@@ -43,7 +43,7 @@ def seconds_per_step(settings: dict, warmup: int = 3, steps: int = 10) -> float:
 
 def main() -> None:
     p = parser(__doc__)
-    p.add_argument("--seconds", type=float, default=90.0, help="training wall-clock budget per variant")
+    p.add_argument("--seconds", type=float, default=60.0, help="training wall-clock budget per variant")
     args = p.parse_args()
     setup(args)
     outcomes = {}
