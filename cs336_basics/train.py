@@ -85,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"continuing from step {trainer.step}", flush=True)
     try:
         summary = trainer.train()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during the final evaluation / sample
+        print(f"\ninterrupted; the checkpoints in {trainer.run_dir / 'checkpoints'} are intact", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except TrainingDiverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

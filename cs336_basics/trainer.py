@@ -319,8 +319,8 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train to the last step. Returns a summary; summary["interrupted"] is True after a Ctrl-C.
 
-        Periodic eval (on run.eval_batches) and checkpoints as config.run says; at the end an eval on the whole
-        validation set, a checkpoint, the learning curve and a sample.
+        Periodic logging, evaluation (on run.eval_batches) and checkpoints as config.run says; after the last step
+        a checkpoint, an evaluation on the whole validation set, the learning curve and a sample.
         Ctrl-C stops at the next step boundary and saves. TrainingDiverged propagates (no checkpoint of it).
         """
         self._start_run_dir()
@@ -328,46 +328,50 @@ class Trainer:
         run = self.config.run
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress,
                    dynamic_ncols=True, desc=self.run_dir.name)
-        summary: dict[str, Any] = {"run_dir": str(self.run_dir), "interrupted": False}
+        summary: dict[str, Any] = {"run_dir": str(self.run_dir)}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
         try:
             with _StopOnSigint() as stop:
-                while self.step < self.total_steps:
-                    if stop.requested:
-                        summary["interrupted"] = True
-                        break
+                while self.step < self.total_steps and not stop.requested:
                     t0 = time.perf_counter()
                     metrics = self.train_step()
                     window_time += time.perf_counter() - t0
                     window_tokens += self.config.tokens_per_step
-                    self.elapsed = time.perf_counter() - start
                     bar.update(1)
                     last = self.step == self.total_steps
                     record: dict[str, Any] = {}
                     if self.step % run.log_every == 0 or last:
-                        metrics["tokens_per_s"] = window_tokens / window_time
-                        record.update(metrics)
+                        record.update(metrics, tokens_per_s=window_tokens / window_time)
                         window_tokens, window_time = 0, 0.0
                         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", lr=f"{metrics['lr']:.2e}",
-                                        tok_s=f"{metrics['tokens_per_s']:.0f}")
-                    if self.step % run.eval_every == 0 or last:
-                        record.update(self.evaluate(None if last else -1))  # the final one: whole set
-                        summary.update(val_loss=record["val_loss"], val_bpb=record["val_bpb"])
+                                        tok_s=f"{record['tokens_per_s']:.0f}")
+                    if self.step % run.eval_every == 0 and not last:
+                        record.update(self.evaluate())
+                    self.elapsed = time.perf_counter() - start
                     if record:
-                        self.elapsed = time.perf_counter() - start
                         self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **record})
                     if self.step % run.checkpoint_every == 0 or last:
                         summary["checkpoint"] = str(self.save())
-            if summary["interrupted"]:
-                summary["checkpoint"] = str(self.save())
+                summary["interrupted"] = self.step < self.total_steps
+                summary["loop_time"] = self.elapsed
+                if summary["interrupted"]:
+                    summary["checkpoint"] = str(self.save())
         finally:
             bar.close()
-            self._finish_wandb()
-        summary.update(step=self.step, tokens=self.tokens, time=self.elapsed)
+            if summary.get("interrupted", True):
+                self._finish_wandb()
         if not summary["interrupted"]:
+            try:
+                final = self.evaluate(max_batches=None)
+                self.elapsed = time.perf_counter() - start
+                self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **final})
+                summary.update(final, checkpoint=str(self.checkpoint_path(self.step)))
+            finally:
+                self._finish_wandb()
             summary["learning_curve"] = self.plot()
             summary["sample"] = str(self.write_sample())
+        summary.update(step=self.step, tokens=self.tokens, time=time.perf_counter() - start)
         return summary
 
     def plot(self) -> str | None:

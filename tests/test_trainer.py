@@ -150,7 +150,8 @@ def test_default_run_end_to_end_at_tiny_size(tmp_path, cache_dir, capsys):
     records = metrics(run)
     assert [r["step"] for r in records if "train_loss" in r] == [5, 10, 15, 20]
     assert [r["step"] for r in records if "val_loss" in r] == [10, 20]
-    assert records[-1]["val_bpb"] > 0 and all(k in records[-1] for k in ("tokens", "time", "lr", "grad_norm"))
+    assert records[-1]["val_bpb"] > 0 and all(k in records[-1] for k in ("tokens", "time"))
+    assert all(k in records[-2] for k in ("tokens", "time", "lr", "grad_norm", "tokens_per_s"))
     assert (run / "sample.txt").read_text().startswith("ROMEO.\n")
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
 
