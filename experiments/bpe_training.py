@@ -18,6 +18,7 @@ import pstats
 import re
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -57,10 +58,18 @@ def profile_phases(path: str, vocab_size: int, name: str) -> dict:
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
     Path(f"results/bpe_profile_{name}.txt").write_text(
         f"cProfile of train_bpe({path!r}, {vocab_size}) in the main process (workers are not profiled)\n"
-        + "\n".join(line.rstrip() for line in text.getvalue().splitlines()[:60]) + "\n")
+        + "\n".join(_short_paths(line.rstrip()) for line in text.getvalue().splitlines()[:60]) + "\n")
     return {"profiled_seconds": total,
             "pretokenize_seconds": cumulative.get("count_pretokens_in_file", 0.0),
             "merge_seconds": cumulative.get("_merge_loop", 0.0)}
+
+
+def _short_paths(line: str) -> str:
+    """Profile lines without this machine's directories."""
+    for prefix, short in ((sysconfig.get_paths()["purelib"] + "/", "<site-packages>/"), (str(ROOT) + "/", ""),
+                          (sysconfig.get_paths()["stdlib"] + "/", "<stdlib>/")):
+        line = line.replace(prefix, short)
+    return line
 
 
 def describe_vocab(directory: Path) -> dict:
