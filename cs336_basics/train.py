@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
             print(f"resuming {run_dir}", flush=True)
-            trainer = Trainer.from_run(run_dir, overrides)
+            trainer = Trainer.from_run(run_dir, overrides, args.config)
         else:
             if config.run.name is None:
                 config = merge(config, {"run": {"name": f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"}})

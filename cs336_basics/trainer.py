@@ -32,7 +32,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
-from cs336_basics.config import TrainConfig, load_config, merge, save_json, to_dict, validate
+from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.model import TransformerLM
@@ -262,13 +262,16 @@ class Trainer:
         return path
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None, **kwargs) -> Trainer:
-        """Rebuild a run's Trainer from its config.json (plus `overrides`) and resume its latest checkpoint."""
+    def from_run(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None,
+                 config_file: str | Path | None = None, **kwargs) -> Trainer:
+        """Rebuild a run's Trainer from its config.json < `config_file` < `overrides`; resume its latest checkpoint."""
         run_dir = Path(run_dir)
         config_path = run_dir / "config.json"
         if not config_path.is_file():
             raise ValueError(f"cannot resume: {config_path} does not exist (is {run_dir} a run directory?)")
         config = load_config(json.loads(config_path.read_text()))
+        if config_file is not None:
+            config = merge(config, read_json(config_file))
         trainer = cls(merge(config, overrides or {}), run_dir, **kwargs)
         trainer.resume()
         return trainer
@@ -281,6 +284,8 @@ class Trainer:
             raise ValueError(f"{run} already holds checkpoints: resume it with --resume {run}, or pick another "
                              f"--run.name")
         run.mkdir(parents=True, exist_ok=True)
+        if self.step == 0:  # a fresh start; metrics of an attempt killed before its first checkpoint are stale
+            (run / "metrics.jsonl").unlink(missing_ok=True)
         save_json(self.config, run / "config.json")
         shutil.copytree(self.data.tokenizer_dir, run / "tokenizer", dirs_exist_ok=True)
 
