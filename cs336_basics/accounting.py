@@ -245,6 +245,7 @@ def compare(configs: dict[str, ModelConfig]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
+        prog="python -m cs336_basics.accounting",
         description="Parameters, memory, FLOPs and training time of a TransformerLM config.",
         epilog="Example: python -m cs336_basics.accounting --preset all --batch-size 1024",
     )
