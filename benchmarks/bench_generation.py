@@ -17,25 +17,10 @@ import statistics
 import time
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from hf_llama import hf_llama  # benchmarks/ sibling (scripts run from this folder)
 
 from cs336_basics.generation import generate_ids
 from cs336_basics.model import ModelConfig, TransformerLM
-
-
-def hf_llama(config: ModelConfig) -> LlamaForCausalLM:
-    hf_config = LlamaConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.d_model,
-        intermediate_size=config.resolved_d_ff,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.context_length,
-        rms_norm_eps=config.eps,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(hf_config).eval()
 
 
 def main() -> None:
@@ -59,7 +44,7 @@ def main() -> None:
             vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344
         )
     torch.manual_seed(0)
-    ours, hf = TransformerLM(config).eval(), hf_llama(config)
+    ours, hf = TransformerLM(config).eval(), hf_llama(config).eval()
     prompt = torch.randint(0, config.vocab_size, (1, args.prompt_tokens))
     n = args.new_tokens
 

@@ -17,28 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from hf_llama import hf_llama  # benchmarks/ sibling (scripts run from this folder)
+from transformers import LlamaForCausalLM
 
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.nn_utils import cross_entropy
-
-
-def build_hf(config: ModelConfig, attn_implementation: str) -> torch.nn.Module:
-    hf_config = LlamaConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.d_model,
-        intermediate_size=config.resolved_d_ff,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.context_length,
-        rms_norm_eps=config.eps,
-        rope_parameters={"rope_type": "default", "rope_theta": config.rope_theta},
-        tie_word_embeddings=False,
-        use_cache=False,
-    )
-    hf_config._attn_implementation = attn_implementation
-    return LlamaForCausalLM(hf_config)
 
 
 def logits_fn(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -95,9 +78,9 @@ def build_models(config: ModelConfig, compile_ours: bool) -> dict[str, torch.nn.
     torch.manual_seed(0)
     models = {
         "ours torch": TransformerLM(config.__class__(**{**config.__dict__, "attn_backend": "torch"})),
-        "HF sdpa": build_hf(config, "sdpa"),
+        "HF sdpa": hf_llama(config, "sdpa", use_cache=False),
         "ours scratch": TransformerLM(config.__class__(**{**config.__dict__, "attn_backend": "scratch"})),
-        "HF eager": build_hf(config, "eager"),
+        "HF eager": hf_llama(config, "eager", use_cache=False),
     }
     if compile_ours:
         for backend in ("torch", "scratch"):
