@@ -26,7 +26,7 @@ def differences(config: dict, base: dict, prefix: str = "") -> list[str]:
             out += differences(value, base.get(key, {}), f"{prefix}{key}.")
         elif key in base and not _same(base[key], value) and key not in ("name", "out_dir", "log_every", "eval_every",
                                                                  "eval_batches", "sample_tokens"):
-            out.append(f"{prefix}{key}={value}")
+            out.append(f"{prefix}{key}={value:.3g}" if isinstance(value, float) else f"{prefix}{key}={value}")
     return out
 
 
@@ -37,6 +37,8 @@ def _same(a, b) -> bool:
 
 
 def main() -> None:
+    from cs336_basics.config import resolve, to_dict
+
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     os.chdir(ROOT)
     rows = ["| run | script | differs from the base model | steps x tokens | result | train s |",
@@ -49,7 +51,7 @@ def main() -> None:
         config = json.loads((run / "config.json").read_text())
         experiment = run.parent.name.split("-")[0]
         dataset = run.parent.name.split("-")[1] if "-" in run.parent.name else "shakespeare"
-        base = deep_merge(BASE, _data_only(dataset))
+        base = to_dict(resolve(None, overrides=deep_merge(BASE, dataset_overrides(dataset))))
         diff = ", ".join(d for d in differences(config, base) if not d.startswith("schedule.max_steps")) or "-"
         if outcome["status"] == "finished":
             result = f"val loss {outcome['val_loss']:.3f}, {outcome['val_bpb']:.3f} bits/byte"
@@ -63,13 +65,6 @@ def main() -> None:
     out.write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
     print(f"wrote {out}")
-
-
-def _data_only(dataset: str) -> dict:
-    """The dataset's overrides without building the code corpus (only its settings matter here)."""
-    if dataset == "code":
-        return {"data": {"valid_path": None}, "run": {"sample_prompt": "def "}}
-    return dataset_overrides(dataset)
 
 
 if __name__ == "__main__":
