@@ -1,6 +1,6 @@
 """Trainer overhead on the default (shakespeare) run's shape: Trainer.train() tokens/s vs raw training steps.
 
-- raw: the same model and optimizer, nothing else: forward, our cross_entropy, backward, clip, AdamW, on one batch
+- raw: the same model and optimizer, nothing else: forward, our cross_entropy, backward, clip, AdamW, on batches
   made before the clock starts.
 - trainer: Trainer.train() for --steps steps: batches drawn from the memory-mapped token file, tqdm, metrics.jsonl,
   periodic evaluation and checkpoints at the default run's rates (eval_every, eval_batches and checkpoint_every
@@ -34,9 +34,12 @@ def raw_tokens_per_s(trainer: Trainer, steps: int) -> float:
     model = TransformerLM(config.model).to(trainer.device)
     opt = AdamW(param_groups(model, config.optim.weight_decay), lr=config.schedule.max_lr,
                 betas=(config.optim.beta1, config.optim.beta2), eps=config.optim.eps)
-    x, y = trainer.next_batch()
+    # Fresh batches made before the clock starts (one batch repeated would be memorised, and the tiny gradients
+    # of a memorised batch run at a different speed).
+    batches = [trainer.next_batch() for _ in range(steps + 2)]
 
     def step():
+        x, y = batches.pop()
         loss = cross_entropy(model(x), y)
         loss.backward()
         clip_gradients(model.parameters(), config.optim.max_grad_norm)
@@ -77,8 +80,11 @@ def main() -> None:
         default, config = scaled_config(args.steps, out_dir)
         for rep in range(args.reps):
             trainer = Trainer(merge(config, {"run": {"name": f"rep{rep}"}}), progress=False)
-            raw.append(raw_tokens_per_s(trainer, args.steps))
+            if rep % 2 == 0:  # alternate which goes first, so neither always runs on a warmer machine
+                raw.append(raw_tokens_per_s(trainer, args.steps))
             summary = trainer.train()
+            if rep % 2 == 1:
+                raw.append(raw_tokens_per_s(trainer, args.steps))
             loop.append(summary["tokens"] / summary["loop_time"])
             end_costs.append(summary["time"] - summary["loop_time"])
             print(f"rep {rep}: raw {raw[-1]:,.0f} tok/s, trainer {loop[-1]:,.0f} tok/s", flush=True)
