@@ -3,10 +3,9 @@
     uv run python experiments/batch_size.py [--dataset shakespeare]
 
 Every run sees the same 409,600 tokens (the base budget: 200 steps x 16 x 128), so batch b runs 3200 / b steps;
-evaluation covers the same 20,480 validation tokens at every batch size; the peak rate grows with sqrt(b / 16) from the base 3e-3 (capped at 1e-2), a common rule for Adam.
-Batch 1 is cut to its first 400 steps (51,200 tokens): at one sequence per step the run is step-bound, not
-token-bound, and 3,200 steps would take half an hour here. The memory limit on this CPU is argued in the
-writeup from the accounting module (activations grow linearly with b). Figures: learning_curves/batch_size.png
+evaluation covers the same 20,480 validation tokens at every batch size; the peak rate grows with sqrt(b / 16)
+from the base 3e-3 (capped at 1e-2), a common rule for Adam. The memory limit on this CPU is argued in the writeup
+from the accounting module (activations grow linearly with b). Figures: learning_curves/batch_size.png
 (x = tokens seen) and batch_size_time.png (x = wall-clock); results/batch_size.json.
 """
 
@@ -16,7 +15,6 @@ from common import BASE, baseline_run, parser, plot, runs_dir, setup, train_run,
 
 TOKENS = 409_600
 BATCHES = [1, 4, 16, 64, 256]
-BATCH1_STEPS = 400
 
 
 def main() -> None:
@@ -26,7 +24,7 @@ def main() -> None:
     outcomes, runs = {}, []
     out = runs_dir("batch_size", args.dataset)
     for b in BATCHES:
-        steps = TOKENS // (b * context) if b > 1 else BATCH1_STEPS
+        steps = TOKENS // (b * context)
         lr = min(1e-2, BASE["schedule"]["max_lr"] * math.sqrt(b / 16))
         if b == BASE["data"]["batch_size"]:  # exactly the base run
             run, outcomes[str(b)] = baseline_run(args, "batch_size", f"batch_{b}")
