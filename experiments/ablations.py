@@ -3,9 +3,9 @@
     uv run python experiments/ablations.py [--dataset shakespeare] [--steps 200]
 
 Runs (runs/ablations/<variant>) against the baseline (pre-norm, RoPE, SwiGLU d_ff 320: the learning-rate sweep's
-run at the base rate 3e-3, see common.baseline_run): no_norm (every RMSNorm removed) at
-the baseline rate, at a 10x lower one and at 1e-2 (where the normalized model still trains); post_norm; nope (no position information at all); silu (plain SiLU FFN
-with d_ff 480, so 2 x 128 x 480 = 3 x 128 x 320 weights per layer: matched parameters).
+run at the base rate 3e-3, see common.baseline_run): no_norm (every RMSNorm removed) at the baseline rate, at a
+10x lower one and at 1e-2 (where the normalized model still trains); post_norm; nope (no position information at
+all); silu (plain SiLU FFN with d_ff 480, so 2 x 128 x 480 = 3 x 128 x 320 weights per layer: matched parameters).
 Figures: learning_curves/ablation_<name>.png (baseline vs each variant); results/ablations.json.
 """
 
@@ -20,8 +20,8 @@ VARIANTS = {
     "nope": {"model": {"positions": "nope"}},
     "silu": {"model": {"ffn": "silu", "d_ff": 480}},
 }
-FIGURES = {"layer_norm": ["no_norm", "no_norm_low_lr", "no_norm_high_lr"], "pre_vs_post_norm": ["post_norm"], "nope": ["nope"],
-           "swiglu_vs_silu": ["silu"]}
+FIGURES = {"layer_norm": ["no_norm", "no_norm_low_lr", "no_norm_high_lr"], "pre_vs_post_norm": ["post_norm"],
+           "nope": ["nope"], "swiglu_vs_silu": ["silu"]}
 
 
 def main() -> None:

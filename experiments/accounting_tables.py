@@ -7,8 +7,9 @@
 2. GPT-2 XL in fp32 as memory = a * batch_size + b, the largest batch in 80 GB, AdamW FLOPs per step, and the
    days for 400K steps at batch 1024 on one A100 (19.5 TFLOP/s) at 50% MFU.
 3. Checks the activation algebra on a small model two ways: the bytes autograd really keeps for the backward pass
-   (summed by a saved-tensors hook, at batch 2 and 8: the difference / 6 is the part per sequence), and the peak RSS of a full training step (forward, backward, AdamW) measured
-   in a fresh process per batch size, whose slope over the batch size is the activation memory per sequence.
+   (summed by a saved-tensors hook, at batch 2 and 8: the difference / 6 is the part per sequence), and the peak
+   RSS of a full training step (forward, backward, AdamW) measured in a fresh process per batch size, whose slope
+   over the batch size is the activation memory per sequence.
 Writes results/accounting.json.
 """
 

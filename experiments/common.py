@@ -120,7 +120,8 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
     config = resolve(None, overrides=settings)
     trainer = Trainer(config)
     print(f"{run_dir}: {describe(trainer)}", flush=True)
-    outcome: dict[str, Any] = {"variant": variant, "run_dir": str(run_dir), "parameters": sum(p.numel() for p in trainer.model.parameters()),
+    outcome: dict[str, Any] = {"variant": variant, "run_dir": str(run_dir),
+                               "parameters": sum(p.numel() for p in trainer.model.parameters()),
                                "tokens_per_step": config.tokens_per_step, "steps": trainer.total_steps}
     try:
         summary = trainer.train()

@@ -41,7 +41,8 @@ def main() -> None:
         text = generate(model, tokenizer, PROMPT, max_new_tokens=args.max_new_tokens, temperature=temperature,
                         top_p=top_p, seed=0)
         n_tokens = len(tokenizer.encode(text))
-        parts.append(f"## temperature {temperature:g}, top-p {top_p:g} ({n_tokens} tokens)\n\n```\n{PROMPT}{text}\n```\n")
+        title = f"## temperature {temperature:g}, top-p {top_p:g} ({n_tokens} tokens)"
+        parts.append(f"{title}\n\n```\n{PROMPT}{text}\n```\n")
         print(parts[-1], flush=True)
     out = Path("results/samples.md")
     out.write_text("\n".join(parts))
