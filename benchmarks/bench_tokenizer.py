@@ -160,7 +160,7 @@ def encoding_rows(name: str, path: Path, reps: int) -> list[tuple]:
     from cs336_basics.tokenizer import Tokenizer, encode_file
 
     enc, hf = gpt2_references()
-    text = path.read_text(encoding="utf-8")
+    text = path.read_bytes().decode("utf-8")  # not read_text: it would turn the corpus's \r\n into \n
     size_mb = path.stat().st_size / 1e6
 
     def gpt2():
