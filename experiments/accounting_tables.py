@@ -15,7 +15,6 @@ Writes results/accounting.json.
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -45,8 +44,14 @@ def cli_report(argv: list[str], out: str) -> None:
 def gpt2_xl_algebra() -> dict:
     import torch
 
-    from cs336_basics.accounting import (PRESETS, activation_counts, memory_bytes, parameter_counts, training_days,
-                                         training_flops_per_token)
+    from cs336_basics.accounting import (
+        PRESETS,
+        activation_counts,
+        memory_bytes,
+        parameter_counts,
+        training_days,
+        training_flops_per_token,
+    )
 
     xl = PRESETS["gpt2-xl"]
     n_params = sum(parameter_counts(xl).values())
