@@ -11,6 +11,7 @@ and plain Python values, never arbitrary pickled code. Written to a path, a chec
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import tempfile
 from pathlib import Path
@@ -95,9 +96,18 @@ def read_checkpoint(src: PathOrFile, map_location: str | torch.device = "cpu") -
         raise ValueError(f"checkpoint {name} does not exist")
     try:
         ckpt = torch.load(src, map_location=map_location, weights_only=True)
-    except (
-        Exception
-    ) as e:  # torch raises RuntimeError, UnpicklingError, EOFError, ... depending on the damage
+    except pickle.UnpicklingError as e:
+        # Never relay torch's advice to retry with weights_only=False: that would run whatever the file holds.
+        refused = re.search(r"(?i)unsupported (?:global: )?GLOBAL ([\w.]+)", str(e))
+        if refused:
+            raise ValueError(f"checkpoint {name} holds Python objects ({refused.group(1)}) that a safe "
+                             "(weights_only) load refuses; it was not written by this project's save_checkpoint "
+                             "and is not loaded") from None
+        detail = [line.strip() for line in str(e).splitlines()
+                  if line.strip() and "weights_only" not in line and "file an issue" not in line]
+        reason = detail[0].removeprefix("WeightsUnpickler error:").strip() if detail else "unreadable pickle"
+        raise ValueError(f"checkpoint {name} is corrupt or truncated (UnpicklingError: {reason})") from None
+    except Exception as e:  # torch raises RuntimeError, EOFError, ... depending on the damage
         raise ValueError(f"checkpoint {name} is corrupt or truncated ({type(e).__name__}: {e})") from e
     if not isinstance(ckpt, dict) or any(key not in ckpt for key in RESERVED_KEYS):
         raise ValueError(f"{name} is not a checkpoint: expected a dict with keys {list(RESERVED_KEYS)}")

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cs336_basics.model import ModelConfig
+from cs336_basics.atomic import atomic_write_text
+from cs336_basics.config_help import FIELD_HELP
+from cs336_basics.model.config import ModelConfig
 
 
 @dataclass
@@ -82,6 +84,8 @@ class RunConfig:
     eval_every: int = 500
     eval_batches: int | None = 50
     checkpoint_every: int = 1000
+    checkpoint_minutes: float | None = 5.0
+    init_from: str | None = None
     wandb: bool = False
     wandb_project: str = "cs336-basics"
     sample_prompt: str = ""
@@ -129,6 +133,17 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "batch_size": 32},
         "run": {"log_every": 10, "eval_every": 150, "eval_batches": 10, "checkpoint_every": 150,
                 "sample_prompt": "ROMEO.\n", "sample_tokens": 200},
+    },
+    # Character-level Shakespeare, the classic nanoGPT comparison: a 257-token vocabulary (the 256 bytes and the
+    # separator, no merges), so every character of this ASCII corpus is one token. CPU scale: ~10 minutes.
+    "shakespeare-char": {
+        "model": {"vocab_size": 257, "context_length": 256, "d_model": 128, "num_layers": 4, "num_heads": 4,
+                  "d_ff": 344, "attn_backend": "torch"},
+        "schedule": {"max_lr": 3e-3, "min_lr": 3e-4, "warmup_frac": 0.05, "max_steps": 1000},
+        "data": {"train_path": "data/shakespeare.txt.gz", "valid_path": None, "valid_fraction": 0.05,
+                 "batch_size": 32},
+        "run": {"log_every": 10, "eval_every": 200, "eval_batches": 10, "checkpoint_every": 200,
+                "sample_prompt": "ROMEO.\n", "sample_tokens": 500},
     },
     # The assignment's TinyStories run: exactly the dataclass defaults.
     "tinystories": {},
@@ -291,7 +306,7 @@ def read_json(path: str | Path) -> dict[str, Any]:
 
 
 def save_json(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(to_dict(config), indent=2) + "\n")
+    atomic_write_text(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def flat_fields(cls: type = TrainConfig, prefix: str = "") -> dict[str, Any]:
@@ -346,9 +361,9 @@ def resolve(
 def validate(config: TrainConfig) -> None:
     """Cross-field checks that the field types alone cannot express."""
     positive = ["data.batch_size", "data.grad_accum_steps", "run.log_every", "run.eval_every", "run.checkpoint_every",
-                "schedule.total_tokens", "model.context_length", "model.vocab_size"]
+                "schedule.total_tokens", "model.context_length", "model.vocab_size", "run.checkpoint_minutes"]
     for name in positive:
-        if get_field(config, name) <= 0:
+        if get_field(config, name) is not None and get_field(config, name) <= 0:
             raise ValueError(f"{name} must be positive, got {get_field(config, name)}")
     if config.schedule.max_steps is not None and config.schedule.max_steps <= 0:
         raise ValueError(f"schedule.max_steps must be positive, got {config.schedule.max_steps}")
@@ -384,9 +399,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, preset_for_help: str |
             cls_name = type(getattr(defaults, section)).__name__
             groups[section] = parser.add_argument_group(f"--{section}.* fields ({cls_name})")
         default, in_preset = get_field(defaults, dotted), get_field(preset, dotted)
-        text = f"{_type_name(tp)}; default {default!r}"
+        text = f"{FIELD_HELP.get(dotted, '')} [{_type_name(tp)}; default {default!r}"
         if preset_for_help and in_preset != default:
             text += f", {preset_for_help} preset {in_preset!r}"
+        text = (text + "]").replace("%", "%%")
         kwargs: dict[str, Any] = dict(dest=dotted, default=argparse.SUPPRESS, metavar="V", help=text)
         if tp is bool:
             kwargs.update(nargs="?", const="true")

@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cs336_basics.config import DataConfig
+from cs336_basics.atomic import atomic_write_text
 from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe
+from cs336_basics.tokenizer.pretokenize import decode_utf8
 
 # Where to get the big corpora when a preset names them and they are not there yet.
 DOWNLOAD_HINTS = {
@@ -54,11 +56,21 @@ def check_exists(path: str | Path, what: str) -> Path:
 
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
-    """A UTF-8 text file, gzip-compressed or not, cut to its first max_bytes bytes (at a character boundary)."""
+    """A UTF-8 text file, gzip-compressed or not, cut to its first max_bytes bytes (at a character boundary).
+
+    Invalid UTF-8 is an error naming the file and byte offset (of the decompressed text for .gz), the BPE
+    trainer's policy; only a character that the max_bytes cut splits is dropped.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
         raw = f.read() if max_bytes is None else f.read(max_bytes)
-    return raw.decode("utf-8", errors="ignore" if max_bytes is not None else "strict")
+    if max_bytes is not None and len(raw) == max_bytes:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if err.reason == "unexpected end of data" and err.end == len(raw):
+                raw = raw[: err.start]  # the cut fell inside the last character
+    return decode_utf8(raw, path)
 
 
 def split_documents(text: str, separator: str, valid_fraction: float) -> tuple[str, str]:
@@ -141,7 +153,7 @@ def prepare_data(data: DataConfig, vocab_size: int, *, progress: bool = True) ->
     )
     if prepared.valid_num_tokens == 0:
         raise ValueError(f"the validation text {valid_text_path} is empty")
-    done.write_text(json.dumps(asdict(prepared), indent=2) + "\n")
+    atomic_write_text(done, json.dumps(asdict(prepared), indent=2) + "\n")
     return prepared
 
 
@@ -159,5 +171,5 @@ def _write_split(data: DataConfig, out: Path) -> tuple[Path, Path]:
         train_text, valid_text = text, read_text(valid, data.max_bytes)
     paths = out / "train.txt", out / "valid.txt"
     for path, content in zip(paths, (train_text, valid_text)):
-        path.write_text(content, encoding="utf-8")
+        atomic_write_text(path, content)
     return paths

@@ -1,10 +1,11 @@
 """Sample text from a trained run.
 
-    uv run python -m cs336_basics.generate --checkpoint runs/shakespeare --prompt "ROMEO." \
+    uv run python -m cs336_basics.generate --checkpoint runs/latest --prompt "ROMEO." \
         --temperature 0.7 --top-p 0.9
 
---checkpoint takes a run directory (its latest checkpoint is used) or a checkpoint file. The model is rebuilt
-from the config stored in the checkpoint, and the tokenizer is read from the run's tokenizer/ folder.
+--checkpoint takes a run directory (its newest checkpoint that loads is used) or a checkpoint file. The model is
+rebuilt from the config stored in the checkpoint, and the tokenizer is read from the run's tokenizer/ folder.
+torch is imported inside the functions, so --help answers at once.
 """
 
 from __future__ import annotations
@@ -12,21 +13,25 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from cs336_basics.runs import find_tokenizer
 
-from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint
-from cs336_basics.generation import generate
-from cs336_basics.model import ModelConfig, TransformerLM
-from cs336_basics.tokenizer import Tokenizer
+if TYPE_CHECKING:
+    import torch
+
+    from cs336_basics.model import TransformerLM
+
+__all__ = ["find_tokenizer", "load_model", "main"]
 
 
-def load_model(
-    run_or_file: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[TransformerLM, Path]:
-    """The model of a run's latest checkpoint (or of a checkpoint file), in eval mode, and the file's path."""
-    path = find_latest_checkpoint(run_or_file)
-    ckpt = read_checkpoint(path, map_location=device)
+def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerLM, Path]:
+    """The model of a run's newest loadable checkpoint (or of a checkpoint file), in eval mode, and its path."""
+    from cs336_basics.checkpoint import restore_checkpoint
+    from cs336_basics.model import ModelConfig, TransformerLM
+    from cs336_basics.runs import load_latest_checkpoint
+
+    path, ckpt = load_latest_checkpoint(run_or_file, map_location=device)
     config = ckpt.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise ValueError(
@@ -42,63 +47,60 @@ def load_model(
     return model.eval(), path
 
 
-def find_tokenizer(checkpoint: Path) -> Path:
-    """The run's tokenizer folder: RUN/tokenizer for RUN/checkpoints/step_N.pt (or next to a lone file)."""
-    for folder in (checkpoint.parent.parent / "tokenizer", checkpoint.parent / "tokenizer"):
-        if (folder / "vocab.json").is_file():
-            return folder
-    raise ValueError(
-        f"no tokenizer/ folder (vocab.json, merges.txt) found for {str(checkpoint)!r}; "
-        "pass one with --tokenizer DIR"
-    )
+def read_prompt_file(path: str) -> str:
+    """A prompt file's text (UTF-8); a missing or undecodable file is a ValueError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"prompt file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"prompt file {path} is a directory") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"prompt file {path}: invalid UTF-8 at byte offset {e.start}") from None
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cs336_basics.generate",
-        description="Continue prompts with a trained model (the run's latest checkpoint and its tokenizer).",
+        description="Continue prompts with a trained model (the run's newest checkpoint and its tokenizer).",
     )
-    parser.add_argument("--checkpoint", required=True, help="run directory (runs/<name>) or checkpoint file")
-    parser.add_argument(
-        "--prompt",
-        action="append",
-        default=None,
-        help="text to continue; repeat for a batch (default: '', i.e. start a new document)",
-    )
+    parser.add_argument("--checkpoint", required=True,
+                        help="run directory (runs/<name>, or runs/latest for the last run) or checkpoint file")
+    parser.add_argument("--prompt", action="append", default=None,
+                        help="text to continue; repeat for a batch (default: '', i.e. start a new document)")
+    parser.add_argument("--prompt-file", action="append", default=None, metavar="FILE",
+                        help="a UTF-8 file whose whole text is one prompt; repeatable, after any --prompt")
     parser.add_argument("--max-new-tokens", type=int, default=256, help="per prompt (default: %(default)s)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 = greedy (default: %(default)s)")
-    parser.add_argument(
-        "--top-p", type=float, default=0.95, help="nucleus sampling mass (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--top-k", type=int, default=None, help="keep only the k most likely tokens (default: off)"
-    )
+    parser.add_argument("--temperature", type=float, default=0.8,
+                        help="0 = greedy, which ignores --top-p and --top-k (default: %(default)s)")
+    parser.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=None, help="keep only the k most likely tokens (default: off)")
     parser.add_argument("--num-samples", type=int, default=1, help="continuations per prompt (default: 1)")
     parser.add_argument("--seed", type=int, default=None, help="for reproducible samples (default: random)")
     parser.add_argument("--tokenizer", default=None, help="tokenizer folder (default: the run's tokenizer/)")
-    parser.add_argument(
-        "--device", default=None, help="cpu, cuda, mps... (default: cuda or mps when available)"
-    )
+    parser.add_argument("--device", default="auto",
+                        help="auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps (default: auto)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         parser.error(f"--num-samples must be >= 1, got {args.num_samples}")
-    device = args.device or (
-        "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
-    )
-    prompts = [p for p in (args.prompt or [""]) for _ in range(args.num_samples)]
+    from cs336_basics.device import resolve_device
+    from cs336_basics.generation import check_sampling, generate
+    from cs336_basics.tokenizer import Tokenizer
+
     try:
+        device = resolve_device(args.device)  # before the checkpoint: a bad device is not a bad file
+        check_sampling(args.temperature, args.top_p, args.top_k)
+        given = (args.prompt or []) + [read_prompt_file(f) for f in args.prompt_file or []]
+        prompts = [p for p in (given or [""]) for _ in range(args.num_samples)]
         model, path = load_model(args.checkpoint, device)
         tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
-        texts = generate(
-            model,
-            tokenizer,
-            prompts,
-            max_new_tokens=args.max_new_tokens,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            seed=args.seed,
-        )
+        texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
+                         temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     for i, (prompt, text) in enumerate(zip(prompts, texts)):

@@ -16,6 +16,18 @@ from cs336_basics.nn_utils import softmax
 EOT = "<|endoftext|>"
 
 
+def check_sampling(temperature: float, top_p: float, top_k: int | None) -> None:
+    """ValueError for settings that mean nothing; greedy decoding (temperature 0) ignores top_p and top_k."""
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
+
+
 def sampling_probs(
     logits: Float[Tensor, " ... vocab"],
     temperature: float = 1.0,
@@ -29,12 +41,7 @@ def sampling_probs(
 
     temperature 0 is greedy (all mass on the argmax). e.g. probs (.5, .3, .2), top_p 0.7 -> (.625, .375, 0).
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be >= 1 (or None for no limit), got {top_k}")
+    check_sampling(temperature, top_p, top_k)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # half precision -> float32
     if temperature == 0:
         greedy = torch.zeros_like(logits)

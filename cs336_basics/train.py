@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a Transformer LM. The configuration is resolved as dataclass defaults (the assignment's "
         f"TinyStories settings) < --preset (default: {DEFAULT_PRESET}, the bundled corpus, a few CPU minutes) "
         "< --config FILE < --section.field flags. The resolved config is written to runs/<name>/config.json.",
-        usage="%(prog)s [--preset NAME] [--config FILE] [--resume [RUN_DIR]] [--wandb] [--print-config] "
-        "[--section.field VALUE ...]",
+        usage="%(prog)s [--preset NAME] [--config FILE] [--resume [RUN_DIR]] [--init-from RUN_OR_CHECKPOINT] "
+        "[--wandb] [--print-config] [--section.field VALUE ...]",
     )
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help=f"named preset applied over the defaults (default: {DEFAULT_PRESET}; tinystories = "
@@ -43,17 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
                         "changed run in run.out_dir; its config.json is the base and flags still override")
     parser.add_argument("--wandb", action="store_true", help="also log to Weights & Biases (same as --run.wandb; "
                         "offline unless WANDB_API_KEY is set)")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit "
+                        "(with --resume: the config the run would continue with)")
+    parser.add_argument("--init-from", metavar="RUN_OR_CHECKPOINT",
+                        help="start from trained weights (fine-tuning): the model shape and tokenizer come from that "
+                        "run, the optimizer and schedule are new (same as --run.init_from)")
     add_config_arguments(parser)
     return parser
 
 
 def latest_run(out_dir: Path) -> Path:
     """The run directory under out_dir whose checkpoints changed last."""
-    runs = [p.parent.parent for p in out_dir.glob("*/checkpoints/step_*.pt")]
+    runs = [p.parent.parent.resolve() for p in out_dir.glob("*/checkpoints/step_*.pt")]
     if not runs:
         raise ValueError(f"--resume: no run with checkpoints under {out_dir}/")
     return max(runs, key=lambda r: max(p.stat().st_mtime for p in (r / "checkpoints").glob("step_*.pt")))
+
+
+def init_overrides(config) -> dict:
+    """The model shape and tokenizer of the run.init_from source, as overrides (flags still win over them)."""
+    from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
+
+    path, ckpt = load_latest_checkpoint(config.run.init_from)
+    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt["config"].get("model"), dict):
+        raise ValueError(f"--init-from: {path} holds no model config; checkpoints written by the trainer have one")
+    return {"model": ckpt["config"]["model"], "data": {"tokenizer_dir": str(find_tokenizer(path))},
+            "run": {"init_from": config.run.init_from}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,24 +77,43 @@ def main(argv: list[str] | None = None) -> int:
     overrides = overrides_from_args(args, parser)
     if args.wandb:
         overrides.setdefault("run", {})["wandb"] = True
+    if args.init_from is not None:
+        overrides.setdefault("run", {})["init_from"] = args.init_from
     try:
         config = resolve(args.preset, args.config, overrides)
-        if args.print_config and not args.resume:
+        if args.resume and args.print_config:
+            from cs336_basics.trainer import run_config  # torch: only the checkpoint fallback needs it
+
+            run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
+            config = resolve(None, args.config, overrides, base=run_config(run_dir))
+        elif config.run.init_from is not None:
+            config = resolve(None, args.config, overrides, base=merge(resolve(args.preset), init_overrides(config)))
+        if args.print_config:
             print(json.dumps(to_dict(config), indent=2))
             return 0
         # Imported here so that --help and --print-config answer without loading torch.
+        from cs336_basics.runs import point_latest
         from cs336_basics.trainer import Trainer, TrainingDiverged, describe
 
         if args.resume:
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
+            run_dir = run_dir.resolve() if run_dir.is_symlink() else run_dir
             print(f"resuming {run_dir}", flush=True)
             trainer = Trainer.from_run(run_dir, overrides, args.config)
+            if trainer.finished:
+                print(f"{run_dir} already finished at step {trainer.step} of {trainer.total_steps}; nothing to do "
+                      "(nothing was changed). To train further, extend the schedule, e.g. --schedule.max_steps "
+                      f"{2 * trainer.total_steps}", flush=True)
+                return 0
         else:
             if config.run.name is None:
                 config = merge(config, {"run": {"name": f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"}})
             trainer = Trainer(config)
     except ValueError as e:
         parser.error(str(e))
+    except KeyboardInterrupt:  # while preparing data: no run directory exists yet
+        print("\ninterrupted before training started; nothing was written to runs/", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
     if trainer.step:
         print(f"continuing from step {trainer.step}", flush=True)
@@ -94,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    point_latest(trainer.run_dir)
     if summary["interrupted"]:
         print(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
               f"continue with: uv run python -m cs336_basics.train --resume {trainer.run_dir}", flush=True)

@@ -31,13 +31,16 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from cs336_basics.atomic import atomic_write_text
+from cs336_basics.checkpoint import restore_checkpoint, save_checkpoint
 from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import clip_gradients, cross_entropy
+from cs336_basics.device import resolve_device
 from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
+from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
 from cs336_basics.tokenizer import Tokenizer
 
 Batch = tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]
@@ -48,14 +51,8 @@ class TrainingDiverged(RuntimeError):
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda if available, else mps, else cpu; anything else is passed to torch.device."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """"auto" -> cuda if available, else mps, else cpu; a named device is checked (ValueError if absent)."""
+    return resolve_device(name)
 
 
 def rng_state() -> dict[str, Any]:
@@ -114,13 +111,20 @@ class _StopOnSigint:
 class Trainer:
     """Trains `config.model` on `config.data` as `config` says; see the module docstring."""
 
-    def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *, progress: bool = True):
-        self.config = config = load_config(config)
+    def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *, progress: bool = True,
+                 init_weights: bool = True):
+        config = load_config(config)
         validate(config)
+        self.device = pick_device(config.run.device)  # first: a missing GPU is not a bad checkpoint or corpus
+        init = None
+        if config.run.init_from is not None and init_weights:
+            init = load_latest_checkpoint(config.run.init_from)
+            if config.data.tokenizer_dir is None:  # the weights only make sense with their own tokenizer
+                config = merge(config, {"data": {"tokenizer_dir": str(find_tokenizer(init[0]))}})
+        self.config = config
         self.progress = progress
         name = config.run.name or time.strftime("run-%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir) if run_dir is not None else Path(config.run.out_dir) / name
-        self.device = pick_device(config.run.device)
         use_bf16 = config.run.dtype == "bfloat16" or (config.run.dtype == "auto" and self.device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
 
@@ -137,6 +141,8 @@ class Trainer:
         opt = config.optim
         self.optimizer = AdamW(param_groups(self.model, opt.weight_decay), lr=config.schedule.max_lr,
                                betas=(opt.beta1, opt.beta2), eps=opt.eps, weight_decay=opt.weight_decay)
+        if init is not None:  # fine-tuning: trained weights, fresh optimizer and schedule
+            restore_checkpoint(init[1], self.model, name=repr(str(init[0])))
         # The compiled wrapper shares parameters with self.model; checkpoints always save the plain model.
         self.forward = torch.compile(self.model) if config.run.compile else self.model
 
@@ -252,27 +258,31 @@ class Trainer:
 
         metrics.jsonl is cut back to that step, so records of steps that are about to be redone do not repeat.
         """
-        path = find_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
-        self.step = load_checkpoint(path, self.model, self.optimizer)
-        self.load_state_dict(read_checkpoint(path))
+        path, ckpt = load_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
+        self.step = restore_checkpoint(ckpt, self.model, self.optimizer, name=repr(str(path)))
+        self.load_state_dict(ckpt)
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.is_file():
-            kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
-            metrics.write_text("".join(line + "\n" for line in kept))
+            lines = metrics.read_text().splitlines()
+            kept = [line for line in lines if line and json.loads(line)["step"] <= self.step]
+            if kept != lines:
+                atomic_write_text(metrics, "".join(line + "\n" for line in kept))
         return path
+
+    @property
+    def finished(self) -> bool:
+        """Trained to the last step and wrapped up (the sample, written last, is there)."""
+        return self.step >= self.total_steps and (self.run_dir / "sample.txt").is_file()
 
     @classmethod
     def from_run(cls, run_dir: str | Path, overrides: dict[str, Any] | None = None,
                  config_file: str | Path | None = None, **kwargs) -> Trainer:
         """Rebuild a run's Trainer from its config.json < `config_file` < `overrides`; resume its latest checkpoint."""
         run_dir = Path(run_dir)
-        config_path = run_dir / "config.json"
-        if not config_path.is_file():
-            raise ValueError(f"cannot resume: {config_path} does not exist (is {run_dir} a run directory?)")
-        config = load_config(json.loads(config_path.read_text()))
+        config = run_config(run_dir)
         if config_file is not None:
             config = merge(config, read_json(config_file))
-        trainer = cls(merge(config, overrides or {}), run_dir, **kwargs)
+        trainer = cls(merge(config, overrides or {}), run_dir, init_weights=False, **kwargs)
         trainer.resume()
         return trainer
 
@@ -324,10 +334,23 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train to the last step. Returns a summary; summary["interrupted"] is True after a Ctrl-C.
 
-        Periodic logging, evaluation (on run.eval_batches) and checkpoints as config.run says; after the last step
-        a checkpoint, an evaluation on the whole validation set, the learning curve and a sample.
-        Ctrl-C stops at the next step boundary and saves. TrainingDiverged propagates (no checkpoint of it).
+        Periodic logging, evaluation (on run.eval_batches) and checkpoints (every run.checkpoint_every steps and
+        after run.checkpoint_minutes) as config.run says; after the last step a checkpoint, an evaluation on the
+        whole validation set, the learning curve and a sample. Ctrl-C stops at the next step boundary and saves.
+        TrainingDiverged propagates (no checkpoint of it). A finished run is left as it is (summary
+        ["already_finished"]); a run that fails before its first step leaves no run directory behind.
         """
+        if self.finished:
+            return {"run_dir": str(self.run_dir), "already_finished": True, "step": self.step}
+        fresh = not self.run_dir.exists()
+        try:
+            return self._train()
+        except Exception:
+            if fresh and self.step == 0 and self.run_dir.is_dir():
+                shutil.rmtree(self.run_dir)
+            raise
+
+    def _train(self) -> dict[str, Any]:
         self._start_run_dir()
         self._start_wandb()
         run = self.config.run
@@ -336,6 +359,7 @@ class Trainer:
         summary: dict[str, Any] = {"run_dir": str(self.run_dir)}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
+        last_save = time.perf_counter()
         try:
             with _StopOnSigint() as stop:
                 while self.step < self.total_steps and not stop.requested:
@@ -356,8 +380,11 @@ class Trainer:
                     self.elapsed = time.perf_counter() - start
                     if record:
                         self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **record})
-                    if self.step % run.checkpoint_every == 0 or last:
+                    overdue = (run.checkpoint_minutes is not None
+                               and time.perf_counter() - last_save >= 60 * run.checkpoint_minutes)
+                    if self.step % run.checkpoint_every == 0 or last or overdue:
                         summary["checkpoint"] = str(self.save())
+                        last_save = time.perf_counter()
                 summary["interrupted"] = self.step < self.total_steps
                 summary["loop_time"] = self.elapsed
                 if summary["interrupted"]:
@@ -400,9 +427,7 @@ class Trainer:
         text = generate(self.model, self.tokenizer, run.sample_prompt, max_new_tokens=run.sample_tokens,
                         temperature=run.sample_temperature, top_p=run.sample_top_p, seed=run.seed)
         self.model.train()
-        path = self.run_dir / "sample.txt"
-        path.write_text(run.sample_prompt + text + "\n")
-        return path
+        return atomic_write_text(self.run_dir / "sample.txt", run.sample_prompt + text + "\n")
 
 
 def describe(trainer: Trainer) -> str:
@@ -413,4 +438,23 @@ def describe(trainer: Trainer) -> str:
             f"({trainer.total_steps * c.tokens_per_step / 1e6:.1f}M tokens; train set "
             f"{trainer.data.train_num_tokens / 1e6:.2f}M tokens) on {trainer.device}"
             + (", bf16 autocast" if trainer.autocast_dtype else "") + (", compiled" if c.run.compile else ""))
+
+
+def run_config(run_dir: str | Path) -> TrainConfig:
+    """A run's config.json, or, when that is missing or damaged, the config stored in its newest checkpoint."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    try:
+        return load_config(read_json(path))
+    except ValueError as e:
+        reason = str(e)
+    try:
+        ckpt_path, ckpt = load_latest_checkpoint(run_dir)
+    except ValueError as e:
+        raise ValueError(f"cannot resume {run_dir}: {reason}, and no checkpoint to rebuild it from ({e})") from None
+    if not isinstance(ckpt.get("config"), dict):
+        raise ValueError(f"cannot resume {run_dir}: {reason}, and {ckpt_path} holds no config")
+    warnings.warn(f"{reason}; rebuilt the config from {ckpt_path} (config.json is rewritten when training starts)",
+                  stacklevel=2)
+    return load_config(ckpt["config"])
 

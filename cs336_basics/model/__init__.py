@@ -1,28 +1,30 @@
-"""The Transformer LM, from tensor primitives: layers -> attention -> transformer (read in that order)."""
+"""The Transformer LM, from tensor primitives: layers -> attention -> transformer (read in that order).
 
-from cs336_basics.model.attention import (
-    CausalMultiHeadSelfAttention,
-    LayerKVCache,
-    RotaryPositionalEmbedding,
-    causal_mask,
-    scaled_dot_product_attention,
-)
-from cs336_basics.model.layers import Embedding, Linear, RMSNorm, SiLUFFN, SwiGLU
-from cs336_basics.model.transformer import KVCache, ModelConfig, TransformerBlock, TransformerLM
+Names are imported on first use, so `from cs336_basics.model.config import ModelConfig` does not load torch.
+"""
 
-__all__ = [
-    "CausalMultiHeadSelfAttention",
-    "Embedding",
-    "KVCache",
-    "LayerKVCache",
-    "Linear",
-    "ModelConfig",
-    "RMSNorm",
-    "RotaryPositionalEmbedding",
-    "SiLUFFN",
-    "SwiGLU",
-    "TransformerBlock",
-    "TransformerLM",
-    "causal_mask",
-    "scaled_dot_product_attention",
-]
+import importlib
+
+_HOME = {
+    "CausalMultiHeadSelfAttention": "attention",
+    "LayerKVCache": "attention",
+    "RotaryPositionalEmbedding": "attention",
+    "causal_mask": "attention",
+    "scaled_dot_product_attention": "attention",
+    "Embedding": "layers",
+    "Linear": "layers",
+    "RMSNorm": "layers",
+    "SiLUFFN": "layers",
+    "SwiGLU": "layers",
+    "KVCache": "transformer",
+    "ModelConfig": "config",
+    "TransformerBlock": "transformer",
+    "TransformerLM": "transformer",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)

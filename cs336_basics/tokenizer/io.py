@@ -17,6 +17,8 @@ Nothing here is pickled.
 import json
 import os
 
+from cs336_basics.atomic import atomic_open
+
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
 SPECIAL_TOKENS_FILE = "special_tokens.json"
@@ -60,15 +62,25 @@ def str_to_token(text: str, *, source: str = "") -> bytes:
 def save_vocab(vocab: dict[int, bytes], path: str | os.PathLike) -> None:
     """Write {id: bytes} as GPT-2's {"printable": id} JSON, ordered by id."""
     data = {token_to_str(vocab[i]): i for i in sorted(vocab)}
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         json.dump(data, f, ensure_ascii=False, indent=0)
         f.write("\n")
 
 
+def _read_json(path: str | os.PathLike):
+    """A JSON file's contents; a syntax error or non-UTF-8 bytes raise a ValueError naming the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {err.start})") from None
+
+
 def load_vocab(path: str | os.PathLike) -> dict[int, bytes]:
     """Read a GPT-2 style vocab JSON back into {id: bytes}."""
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    data = _read_json(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a vocabulary must be a JSON object mapping tokens to ids")  # noqa: TRY004
     vocab = {}
@@ -83,35 +95,37 @@ def load_vocab(path: str | os.PathLike) -> dict[int, bytes]:
 
 def save_merges(merges: list[tuple[bytes, bytes]], path: str | os.PathLike) -> None:
     """Write one merge per line: "Ġ t" for (b" ", b"t")."""
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         f.writelines(f"{token_to_str(a)} {token_to_str(b)}\n" for a, b in merges)
 
 
 def load_merges(path: str | os.PathLike) -> list[tuple[bytes, bytes]]:
     """Read a merges file; blank lines and a leading "#version" line are skipped."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {err.start})") from None
     merges = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line or (lineno == 1 and line.startswith("#version")):
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected two space-separated tokens, got {line!r}")
-            source = f"{path}:{lineno}"
-            merges.append((str_to_token(parts[0], source=source), str_to_token(parts[1], source=source)))
+    for lineno, line in enumerate(lines, start=1):
+        if not line or (lineno == 1 and line.startswith("#version")):
+            continue
+        parts = line.split(" ")
+        if len(parts) != 2:
+            raise ValueError(f"{path}:{lineno}: expected two space-separated tokens, got {line!r}")
+        source = f"{path}:{lineno}"
+        merges.append((str_to_token(parts[0], source=source), str_to_token(parts[1], source=source)))
     return merges
 
 
 def save_special_tokens(special_tokens: list[str], path: str | os.PathLike) -> None:
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_open(path, "w") as f:
         json.dump(list(special_tokens), f, ensure_ascii=False)
         f.write("\n")
 
 
 def load_special_tokens(path: str | os.PathLike) -> list[str]:
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
+    data = _read_json(path)
     if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
         raise ValueError(f"{path}: expected a JSON list of special-token strings")
     return data
