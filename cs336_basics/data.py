@@ -15,12 +15,15 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from jaxtyping import Int
-from torch import Tensor
+
+if TYPE_CHECKING:  # torch is imported where batches are made, so `data download --help` answers at once
+    import torch
+    from torch import Tensor
 
 from cs336_basics.download import DATASETS, download
 
@@ -75,6 +78,8 @@ def _check_batch_args(dataset: npt.NDArray, batch_size: int, context_length: int
 
 def _to_device(windows: np.ndarray, device: str | torch.device) -> tuple[Tensor, Tensor]:
     """int64 (inputs, targets) on `device`, targets shifted by one; pinned + non_blocking copies on CUDA."""
+    import torch
+
     batch = torch.from_numpy(windows.astype(np.int64, copy=False))
     device = torch.device(device)
     if device.type == "cuda":
@@ -147,9 +152,14 @@ def main(argv: list[str] | None = None) -> None:
         "owt: the OpenWebText sample train/valid (decompressed after download)",
     )
     fetch.add_argument("--dest", default="data", help="destination directory (default: %(default)s)")
-    fetch.add_argument("--retries", type=int, default=3, help="automatic resumes after a dropped connection")
+    fetch.add_argument("--retries", type=int, default=3,
+                       help="automatic resumes after a dropped connection, >= 0 (default: %(default)s)")
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    if args.retries < 0:
+        fetch.error(f"--retries must be >= 0, got {args.retries}")
+    if os.path.exists(args.dest) and not os.path.isdir(args.dest):
+        fetch.error(f"--dest {args.dest} is a file; give the directory to download into")
     try:
         paths = download(args.dataset, args.dest, progress=not args.no_progress, retries=args.retries)
     except ValueError as e:

@@ -79,7 +79,11 @@ def download(
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {sorted(DATASETS)}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, got {retries}")
     dest = Path(dest_dir)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"destination {dest} is a file, not a directory")
     dest.mkdir(parents=True, exist_ok=True)
     return [download_file(remote, dest, progress, retries, timeout) for remote in DATASETS[name]]
 

@@ -19,6 +19,8 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from cs336_basics.atomic import atomic_open
+
 X_AXES = {
     "step": ("step", "optimizer step"),
     "tokens": ("tokens", "tokens seen"),
@@ -32,7 +34,10 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise ValueError(f"{str(run_dir)!r} has no metrics.jsonl: is it a run directory?")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not a text metrics file (invalid UTF-8 at byte offset {e.start})") from None
     records = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -89,12 +94,27 @@ def plot_runs(
     out: str | os.PathLike = "learning_curve.png",
     title: str | None = None,
 ) -> Path:
-    """Draw the runs' learning curves (see `make_figure`) into the PNG `out`; return its path."""
-    fig = make_figure(run_dirs, x, title)
+    """Draw the runs' learning curves (see `make_figure`) into `out` (PNG, PDF, SVG, JPEG... by its suffix,
+    written atomically); return its path."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig).print_png(str(out))
+    fmt = check_image_path(out)
+    fig = make_figure(run_dirs, x, title)
+    canvas = FigureCanvasAgg(fig)
+    with atomic_open(out, "wb") as f:
+        canvas.print_figure(f, format=fmt)
     return out
+
+
+def check_image_path(out: Path) -> str:
+    """The image format that `out`'s suffix names; a ValueError for a directory or an unknown suffix."""
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give an image file such as {out / 'curve.png'}")
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    fmt = out.suffix.lower().removeprefix(".")
+    if fmt not in formats:
+        raise ValueError(f"--out {out}: unknown image type {out.suffix or '(no suffix)'!r}; use one of "
+                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return fmt
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", help="run directories (runs/<name>), each holding a metrics.jsonl")
     parser.add_argument("--x", choices=sorted(X_AXES), default="step", help="x axis (default: %(default)s)")
     parser.add_argument(
-        "--out", default=None, help="output PNG (default: learning_curves/<run names joined by _vs_>.png)"
+        "--out", default=None, help="output image; its suffix picks the format: .png, .pdf, .svg, .jpg ... "
+        "(default: learning_curves/<run names joined by _vs_>.png)"
     )
     parser.add_argument("--title", default=None, help="figure title (default: 'learning curves')")
     args = parser.parse_args(argv)

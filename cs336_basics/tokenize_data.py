@@ -8,6 +8,7 @@ np.load(path, mmap_mode="r"). It is written to OUTPUT.part and renamed when comp
 """
 
 import argparse
+import os
 import sys
 
 from cs336_basics.tokenizer import Tokenizer, encode_file
@@ -15,13 +16,17 @@ from cs336_basics.tokenizer import Tokenizer, encode_file
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m cs336_basics.tokenize_data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to encode")
     parser.add_argument("--tokenizer", required=True, help="directory written by train_bpe (vocab.json, ...)")
     parser.add_argument("--output", required=True, help="the .npy file to write")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     args = parser.parse_args(argv)
+    if os.path.isdir(args.output):
+        parser.error(f"--output {args.output} is a directory; give the .npy file to write")
     try:
         tokenizer = Tokenizer.from_dir(args.tokenizer)
         result = encode_file(tokenizer, args.input, args.output, num_workers=args.workers, progress=True)

@@ -8,6 +8,7 @@ A .gz input is decompressed into a temporary file first.
 """
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -25,7 +26,9 @@ def peak_rss_mb() -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m cs336_basics.train_bpe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to train on")
     parser.add_argument("--vocab-size", type=int, default=10000, help="total vocabulary size (default 10000)")
@@ -41,6 +44,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     specials = ["<|endoftext|>"] if args.special_tokens is None else [t for t in args.special_tokens if t]
+    # Check everything that can fail before the work, not after it.
+    if os.path.isdir(args.input):
+        parser.error(f"{args.input} is a directory: give a text file")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"--out {args.out} is a file; give a directory to write vocab.json and merges.txt into")
 
     start = time.perf_counter()
     try:
@@ -52,11 +60,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit("interrupted: nothing was written")
     seconds = time.perf_counter() - start
-    Tokenizer(vocab, merges, specials).save(args.out)
+    try:
+        Tokenizer(vocab, merges, specials).save(args.out)
+    except OSError as err:
+        parser.error(f"could not write the tokenizer to {args.out}: {err}")
 
     own, children = peak_rss_mb()
     longest = max(vocab.values(), key=len)
     print(f"trained {len(merges)} merges, vocabulary {len(vocab)} in {seconds:.2f} s")
+    if len(vocab) < args.vocab_size:
+        print(f"note: stopped at vocabulary {len(vocab)} of the {args.vocab_size} asked for: no pair of adjacent "
+              f"tokens is left to merge in {args.input}")
     print(f"peak memory: {own:.0f} MB (main process), {children:.0f} MB (largest worker)")
     print(f"longest token: {longest!r} ({len(longest)} bytes)")
     print(f"saved to {args.out}")

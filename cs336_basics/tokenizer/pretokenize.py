@@ -201,6 +201,8 @@ def plain_file(path: str | os.PathLike) -> Iterator[str]:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"input file not found: {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory: give a text file")
     if not path.endswith(".gz"):
         yield path
         return

@@ -300,6 +300,8 @@ def encode_file(
     num_workers = num_workers or os.cpu_count() or 1
     with plain_file(input_path) as path:
         size = os.path.getsize(path)
+        if size == 0:
+            raise ValueError(f"{input_path} is empty: there is nothing to encode")
         in_process = num_workers == 1 or size < IN_PROCESS_BYTES
         bounds = find_chunk_boundaries(path, _WARMUP_BYTES, tokenizer.special_tokens)
         # The first fine chunk warms the cache (see _encoded_chunks); the rest are grouped into bigger tasks.
@@ -319,6 +321,8 @@ def encode_file(
                     bar.update(nbytes)
                 f.seek(0)
                 f.write(_npy_header(dtype, num_tokens))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(partial, output_path)
         finally:
             bar.close()
