@@ -16,7 +16,10 @@ import argparse
 import dataclasses
 import math
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # dtypes are accepted as torch.dtype or by name; torch itself is never needed here
+    import torch
 
 from cs336_basics.model import ModelConfig
 
@@ -42,8 +45,23 @@ PRESETS: dict[str, ModelConfig] = {
     "gpt2-xl": _gpt2(1600, 48, 25),
 }
 GPT2_PRESETS = ["gpt2-small", "gpt2-medium", "gpt2-large", "gpt2-xl"]
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}  # fmt: skip
+_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+
+
+def dtype_name(dtype: torch.dtype | str) -> str:
+    """torch.bfloat16 or "bf16" -> "bfloat16"."""
+    name = str(dtype).removeprefix("torch.")
+    return DTYPES.get(name, name)
+
+
+def dtype_bytes(dtype: torch.dtype | str) -> int:
+    """Bytes per element: torch.float32 -> 4, "bf16" -> 2."""
+    name = dtype_name(dtype)
+    if name not in _BYTES:
+        raise ValueError(f"unsupported dtype {dtype!r}; use one of {sorted(_BYTES)}")
+    return _BYTES[name]
 
 
 def _ffn_matrices(config: ModelConfig) -> int:
@@ -121,11 +139,11 @@ def activation_counts(config: ModelConfig, batch_size: int = 1) -> dict[str, int
 
 
 def memory_bytes(
-    config: ModelConfig, batch_size: int = 1, dtype: torch.dtype = torch.float32
+    config: ModelConfig, batch_size: int = 1, dtype: torch.dtype | str = "float32"
 ) -> dict[str, int]:
     """Training memory in bytes: parameters, gradients, AdamW's two moments and activations, all in `dtype`."""
     n_params = sum(parameter_counts(config).values())
-    size = torch.finfo(dtype).bits // 8
+    size = dtype_bytes(dtype)
     return {
         "parameters": n_params * size,
         "gradients": n_params * size,
@@ -134,7 +152,7 @@ def memory_bytes(
     }
 
 
-def max_batch_size(config: ModelConfig, memory_limit_bytes: float, dtype: torch.dtype = torch.float32) -> int:
+def max_batch_size(config: ModelConfig, memory_limit_bytes: float, dtype: torch.dtype | str = "float32") -> int:
     """The largest batch whose training memory fits in memory_limit_bytes (0 if not even the weights fit)."""
     fixed = memory_bytes(config, 0, dtype)
     per_sequence = memory_bytes(config, 1, dtype)["activations"]
@@ -184,7 +202,7 @@ def report(
     name: str,
     config: ModelConfig,
     batch_size: int = 1,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = "float32",
     steps: int = 400_000,
     peak_tflops: float = 19.5,
     mfu: float = 0.5,
@@ -195,19 +213,19 @@ def report(
     params = parameter_counts(config)
     memory = memory_bytes(config, batch_size, dtype)
     activations = activation_counts(config, batch_size)
-    size = torch.finfo(dtype).bits // 8
+    size = dtype_bytes(dtype)
     flops = forward_flops(config)
     small = elementwise_flops(config)
     per_token = training_flops_per_token(config)
     days = training_days(config, steps, batch_size, peak_tflops * 1e12, mfu)
     fits = max_batch_size(config, gpu_memory_gib * 2**30, dtype)
-    dtype_name = str(dtype).removeprefix("torch.")
+    precision = dtype_name(dtype)
     six_n = 6 * (sum(params.values()) - params["token embeddings"])
     sections = [
         f"=== {name}: {describe(config)} ===",
         "Parameters\n"
         + format_table(["component", "parameters", "share"], _share_rows(params, lambda v: f"{v:,}")),
-        f"Training memory at batch {batch_size}, {dtype_name} (activations: outputs kept for backward)\n"
+        f"Training memory at batch {batch_size}, {precision} (activations: outputs kept for backward)\n"
         + format_table(["component", "memory", "share"], _share_rows(memory, _gib))
         + f"\nlargest batch that fits in {gpu_memory_gib:g} GiB: {fits:,}",
         f"Activations by component at batch {batch_size}\n"

@@ -14,12 +14,12 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any
-
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING, Any
 
 from cs336_basics.atomic import atomic_open
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn, so --help answers at once
+    from matplotlib.figure import Figure
 
 X_AXES = {
     "step": ("step", "optimizer step"),
@@ -64,6 +64,8 @@ def curve(records: list[dict[str, Any]], x: str, y: str) -> tuple[list[float], l
 def make_figure(run_dirs: list[str | os.PathLike], x: str = "step", title: str | None = None) -> Figure:
     """One axes: per run (one colour each) the train loss as a line, the validation loss as dots on a dashed
     line."""
+    from matplotlib.figure import Figure
+
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}")
     if not run_dirs:
@@ -96,6 +98,8 @@ def plot_runs(
 ) -> Path:
     """Draw the runs' learning curves (see `make_figure`) into `out` (PNG, PDF, SVG, JPEG... by its suffix,
     written atomically); return its path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     out = Path(out)
     fmt = check_image_path(out)
     fig = make_figure(run_dirs, x, title)
@@ -107,6 +111,8 @@ def plot_runs(
 
 def check_image_path(out: Path) -> str:
     """The image format that `out`'s suffix names; a ValueError for a directory or an unknown suffix."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give an image file such as {out / 'curve.png'}")
     formats = FigureCanvasAgg.get_supported_filetypes()

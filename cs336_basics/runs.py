@@ -48,7 +48,7 @@ def load_latest_checkpoint(run_or_file: str | os.PathLike, map_location: Any = "
             ckpt = read_checkpoint(candidate, map_location=map_location)
         except ValueError as e:
             first_error = first_error or e
-            warnings.warn(f"skipping {candidate}: {e}; using an older checkpoint (the file is kept)", stacklevel=2)
+            warnings.warn(f"skipping {candidate}: {e}; trying an older checkpoint (the file is kept)", stacklevel=2)
             continue
         return candidate, ckpt
     raise ValueError(f"no checkpoint of {str(path)!r} loads; the newest: {first_error}")

@@ -70,7 +70,7 @@ def test_corrupt_newest_checkpoint_falls_back_with_a_warning_and_is_kept(finishe
     run = copy_run(finished, tmp_path)
     newest = run / "checkpoints" / "step_0000020.pt"
     newest.write_bytes(newest.read_bytes()[:1000])  # a truncated copy
-    with pytest.warns(UserWarning, match=r"skipping .*step_0000020\.pt.*kept"):
+    with pytest.warns(UserWarning, match=r"skipping .*step_0000020\.pt.*older checkpoint \(the file is kept\)"):
         path, ckpt = load_latest_checkpoint(run)
     assert path.name == "step_0000010.pt" and ckpt["iteration"] == 10
     assert newest.exists() and newest.stat().st_size == 1000  # never deleted
