@@ -161,6 +161,8 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
                     break
                 f.write(chunk)
                 bar.update(len(chunk))
+            f.flush()
+            os.fsync(f.fileno())  # durable before it is renamed into place
     size = part.stat().st_size
     if total is not None and size < total:  # the connection closed early: resumable
         raise ConnectionError(f"connection closed after {size} of {total} bytes")
@@ -205,5 +207,7 @@ def _gunzip(archive: Path, final: Path, progress: bool) -> None:
         while block := src.read(_CHUNK):
             dst.write(block)
             bar.update(raw.tell() - bar.n)
+        dst.flush()
+        os.fsync(dst.fileno())
     os.replace(tmp, final)
     archive.unlink()

@@ -23,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cs336_basics.atomic import atomic_write_text
 from common import ROOT, write_results
 
 SMALL = dict(vocab_size=2048, context_length=256, d_model=256, num_layers=4, num_heads=8, d_ff=None)
@@ -37,7 +38,7 @@ def cli_report(argv: list[str], out: str) -> None:
     with contextlib.redirect_stdout(text):
         accounting_main(argv)
     header = f"$ uv run python -m cs336_basics.accounting {' '.join(argv)}\n\n"
-    Path(out).write_text(header + text.getvalue())
+    atomic_write_text(Path(out), header + text.getvalue())
     print(f"wrote {out}")
 
 

@@ -22,6 +22,7 @@ import sysconfig
 import time
 from pathlib import Path
 
+from cs336_basics.atomic import atomic_write_text
 from common import CODE_CORPUS_BYTES, ROOT, python_stdlib, write_results
 
 EOT = "<|endoftext|>"
@@ -56,7 +57,7 @@ def profile_phases(path: str, vocab_size: int, name: str) -> dict:
     cumulative = {func[2]: row[3] for func, row in stats.stats.items()}
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(25)
-    Path(f"results/bpe_profile_{name}.txt").write_text(
+    atomic_write_text(Path(f"results/bpe_profile_{name}.txt"),
         f"cProfile of train_bpe({path!r}, {vocab_size}) in the main process (workers are not profiled)\n"
         + "\n".join(_short_paths(line.rstrip()) for line in text.getvalue().splitlines()[:60]) + "\n")
     return {"profiled_seconds": total,

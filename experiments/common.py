@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for benchmarks.corpora; the package itself is installed
 
 from benchmarks.corpora import python_stdlib  # noqa: E402
+from cs336_basics.atomic import atomic_write_text  # noqa: E402
 
 CODE_CORPUS_BYTES = 30_000_000  # the first 30 MB of the standard library in path order (of ~31.5 MB), no repetition
 
@@ -129,7 +130,7 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
                        seconds=summary["time"])
     except TrainingDiverged as e:
         outcome.update(status="diverged", at_step=trainer.step + 1, message=str(e), seconds=trainer.elapsed)
-    (run_dir / "outcome.json").write_text(json.dumps(outcome, indent=2) + "\n")
+    atomic_write_text(run_dir / "outcome.json", json.dumps(outcome, indent=2) + "\n")
     print(f"{run_dir}: {outcome['status']} {outcome.get('val_loss', '')}", flush=True)
     return outcome
 
@@ -147,7 +148,7 @@ def baseline_run(args: argparse.Namespace, experiment: str, name: str = "baselin
     view.mkdir(parents=True, exist_ok=True)
     for file in ("metrics.jsonl", "config.json", "outcome.json"):
         shutil.copyfile(source / file, view / file)
-    (view / "SOURCE").write_text(f"a copy of {source}'s records (the same run)\n")
+    atomic_write_text(view / "SOURCE", f"a copy of {source}'s records (the same run)\n")
     return view, outcome
 
 
@@ -166,6 +167,6 @@ def write_results(name: str, data: Any) -> Path:
     """results/<name>.json (small summaries the writeup quotes)."""
     path = Path("results") / f"{name}.json"
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     print(f"wrote {path}")
     return path

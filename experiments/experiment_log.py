@@ -12,6 +12,7 @@ import math
 import os
 from pathlib import Path
 
+from cs336_basics.atomic import atomic_write_text
 from common import BASE, ROOT, deep_merge, dataset_overrides
 
 SCRIPTS = {"lr_sweep": "lr_sweep.py", "ablations": "ablations.py", "batch_size": "batch_size.py",
@@ -62,7 +63,7 @@ def main() -> None:
         rows.append(f"| {run} | {script} | {diff} | {outcome['steps']} x {outcome['tokens_per_step']} | {result} | "
                     f"{outcome['seconds']:.0f} |")
     out = Path("results/experiment_log.md")
-    out.write_text("\n".join(rows) + "\n")
+    atomic_write_text(out, "\n".join(rows) + "\n")
     print("\n".join(rows))
     print(f"wrote {out}")
 

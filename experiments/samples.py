@@ -9,6 +9,7 @@ with the package's `generate` (seed 0) at each (temperature, top-p) below. Write
 
 from pathlib import Path
 
+from cs336_basics.atomic import atomic_write_text
 from common import parser, setup, train_run
 
 SETTINGS = [(0.0, 1.0), (0.7, 1.0), (1.0, 1.0), (1.0, 0.9), (1.3, 1.0), (1.3, 0.8)]
@@ -45,7 +46,7 @@ def main() -> None:
         parts.append(f"{title}\n\n```\n{PROMPT}{text}\n```\n")
         print(parts[-1], flush=True)
     out = Path("results/samples.md")
-    out.write_text("\n".join(parts))
+    atomic_write_text(out, "\n".join(parts))
     print(f"wrote {out}")
 
 
