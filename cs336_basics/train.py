@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help=f"named preset applied over the defaults (default: {DEFAULT_PRESET}; tinystories = "
-                        "exactly the defaults; tiny = a seconds-long smoke run)")
+                        "exactly the defaults; shakespeare-char = character level; tiny = a seconds-long smoke run)")
     parser.add_argument("--config", metavar="FILE", help="JSON object of overrides, e.g. {\"model\": {\"d_model\": 256}}")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                         help="continue a run from its latest checkpoint: RUN_DIR, or with no value the most recently "
