@@ -19,8 +19,9 @@ from typing import IO, Any, BinaryIO
 
 import torch
 
+from cs336_basics.atomic import fsync_dir as _fsync_dir
+
 RESERVED_KEYS = ("model", "optimizer", "iteration")
-_CHECKPOINT_NAME = re.compile(r"step_(\d+)\.pt")
 
 PathOrFile = str | os.PathLike | BinaryIO | IO[bytes]
 
@@ -70,20 +71,6 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def read_checkpoint(src: PathOrFile, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -159,13 +146,7 @@ def checkpoint_path(run_dir: str | os.PathLike, iteration: int) -> Path:
 
 def find_latest_checkpoint(run_or_file: str | os.PathLike) -> Path:
     """A checkpoint file -> itself; a run directory (or its checkpoints/ folder) -> its latest checkpoint."""
+    from cs336_basics.runs import checkpoints_of
+
     path = Path(run_or_file)
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise ValueError(f"{str(path)!r} is neither a checkpoint file nor a run directory")
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    steps = {int(m.group(1)): p for p in folder.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))}
-    if not steps:
-        raise ValueError(f"no checkpoints (step_NNNNNNN.pt) found in {str(folder)!r}")
-    return steps[max(steps)]
+    return path if path.is_file() else checkpoints_of(path)[0]

@@ -111,8 +111,8 @@ class _StopOnSigint:
 class Trainer:
     """Trains `config.model` on `config.data` as `config` says; see the module docstring."""
 
-    def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *, progress: bool = True,
-                 init_weights: bool = True):
+    def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *,
+                 progress: bool = True, init_weights: bool = True):
         config = load_config(config)
         validate(config)
         self.device = pick_device(config.run.device)  # first: a missing GPU is not a bad checkpoint or corpus

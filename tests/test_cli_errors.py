@@ -116,6 +116,8 @@ def test_invalid_utf8_is_an_error_naming_file_and_offset_like_the_bpe_trainer(tm
     packed.write_bytes(gzip.compress(bad.read_bytes()))
     with pytest.raises(ValueError, match=r"bad\.txt\.gz: invalid UTF-8 at byte offset 120"):
         read_text(packed, 500)
+    with pytest.raises(ValueError, match=r"bad\.txt\.gz \(decompressed\): invalid UTF-8 at byte offset 120"):
+        train_bpe(packed, 300, ["<|endoftext|>"])  # the user's file, not the temporary copy
 
 
 def test_max_bytes_cutting_a_character_drops_only_that_character(tmp_path):

@@ -210,4 +210,9 @@ def plain_file(path: str | os.PathLike) -> Iterator[str]:
         plain = os.path.join(tmp, os.path.basename(path)[: -len(".gz")] or "input")
         with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        yield plain
+        try:
+            yield plain
+        except ValueError as err:  # name the user's file, not our temporary copy
+            if plain not in str(err):
+                raise
+            raise ValueError(str(err).replace(plain, f"{path} (decompressed)")) from None

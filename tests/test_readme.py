@@ -1,0 +1,156 @@
+"""Every command and code block of README.md runs as written, in README order, after the default run.
+
+The blocks run in a fresh directory holding what a clone has (the bundled corpus, the test fixtures, the
+experiment scripts), with this interpreter standing in for `uv run python` (see DRIVER). Three kinds are not run
+exactly as written, each listed below with its reason:
+
+- the default run itself (`uv run python -m cs336_basics.train`, minutes) is replaced by the `tiny` preset, which
+  makes the same run directory (`runs/tiny-<date>-<time>/`, same layout) and points `runs/latest` at it;
+- other training commands that take minutes (the full Shakespeare model, TinyStories) run with `--print-config`
+  appended: every flag and file is parsed and the config resolved, the training itself is skipped;
+- experiment scripts (tens of minutes each) run with `--help`.
+
+Only commands that need a GPU, a cloud account or the network (Modal, downloads) and `uv run pytest` (this very
+suite) are not executed at all; NOT_EXECUTED lists them with the reason, and the test fails if the README gains a
+command that is neither run nor listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+
+DEFAULT_RUN = "uv run python -m cs336_basics.train"
+STAND_IN = "uv run python -m cs336_basics.train --preset tiny"
+NOT_EXECUTED = {
+    "uv run pytest": "the test suite itself",
+    "uv run modal run ": "needs a Modal account and a cloud GPU",
+    "modal volume get ": "needs a Modal account",
+    "uv run python -m cs336_basics.data download ": "needs the network",
+}
+CHEAP_TRAINING = re.compile(r"--preset tiny\b(?!stories)|--print-config|--help")
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """[(language, code)] of the fenced blocks tagged bash, sh or python, in order."""
+    return [(m.group(1), m.group(2)) for m in re.finditer(r"```(bash|sh|python)\n(.*?)```", text, re.S)]
+
+
+def shell_commands(code: str) -> list[str]:
+    """One string per command: continuation lines joined, comments and blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", code)
+    commands = []
+    for line in joined.splitlines():
+        line = re.sub(r"\s+#\s.*$", "", line).strip()  # a trailing comment (never inside our quoted strings)
+        if line and not line.startswith("#"):
+            commands.append(line)
+    return commands
+
+
+def as_run(command: str) -> str | None:
+    """The command the test executes for a README command, or None when it is not executed."""
+    if any(command.startswith(prefix) for prefix in NOT_EXECUTED):
+        return None
+    if command == DEFAULT_RUN:
+        command = STAND_IN
+    elif command.startswith(DEFAULT_RUN + " ") and not CHEAP_TRAINING.search(command):
+        command += " --print-config"
+    elif command.startswith("uv run python experiments/"):
+        command += " --help"
+    return command.replace("uv run python ", "python ", 1)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    """A directory laid out like a fresh clone for the parts the README uses (the big ones linked, not copied)."""
+    root = tmp_path_factory.mktemp("clone")
+    (root / "data").mkdir()
+    os.symlink(REPO / "data" / "shakespeare.txt.gz", root / "data" / "shakespeare.txt.gz")
+    (root / "tests").mkdir()
+    for name in ("fixtures",):
+        os.symlink(REPO / "tests" / name, root / "tests" / name)
+    for name in ("experiments", "benchmarks"):
+        os.symlink(REPO / name, root / name)
+    return root
+
+
+def test_readme_has_the_blocks_this_test_expects():
+    blocks = code_blocks(README.read_text())
+    commands = [c for lang, code in blocks if lang != "python" for c in shell_commands(code)]
+    assert DEFAULT_RUN in commands and len([b for b in blocks if b[0] == "python"]) >= 4
+    assert commands.index(DEFAULT_RUN) == 0  # everything else runs after the default run
+
+
+def test_commands_that_take_minutes_are_cut_short():
+    assert as_run(DEFAULT_RUN).endswith("cs336_basics.train --preset tiny")
+    assert as_run(DEFAULT_RUN + " --preset tinystories").endswith("--preset tinystories --print-config")
+    assert as_run(DEFAULT_RUN + " --preset tiny").endswith("--preset tiny")
+    assert as_run("uv run python experiments/lr_sweep.py").endswith("experiments/lr_sweep.py --help")
+    assert as_run("uv run modal run cs336_basics/train_modal.py --preset shakespeare") is None
+
+
+# Runs the steps in one process, so torch is imported once (a fresh interpreter per command costs seconds each):
+# `python -m X args` through runpy with sys.argv set (what `python -m` does), scripts through run_path, python
+# blocks through exec in a fresh namespace, anything else (echo, printf) through the shell.
+DRIVER = """
+import json, os, runpy, shlex, subprocess, sys, time, warnings
+warnings.filterwarnings("ignore", message=".*found in sys.modules after import of package")  # runpy, harmless
+start = time.perf_counter()
+for kind, text in json.load(open(sys.argv[1])):
+    if kind == "python":
+        exec(compile(text, "<README python block>", "exec"), {"__name__": "__readme__"})
+    else:
+        argv = shlex.split(text)
+        code = 0
+        if argv[:2] == ["python", "-m"]:
+            sys.argv = argv[2:]
+            try:
+                runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+            except SystemExit as e:
+                code = e.code
+        elif argv[0] == "python":
+            sys.argv = argv[1:]
+            sys.path.insert(0, os.path.dirname(os.path.abspath(argv[1])))  # as `python script.py` does
+            try:
+                runpy.run_path(argv[1], run_name="__main__")
+            except SystemExit as e:
+                code = e.code
+        else:
+            code = subprocess.run(text, shell=True, executable="/bin/bash").returncode
+        if code not in (0, None):
+            sys.exit(f"README command failed with exit code {code}: {text}")
+    print(f"{time.perf_counter() - start:7.1f}s ok: {text.splitlines()[0]}", file=sys.stderr, flush=True)
+"""
+
+
+def test_every_readme_command_and_snippet_runs(clone):
+    steps, skipped = [], []
+    for lang, code in code_blocks(README.read_text()):
+        if lang == "python":
+            steps.append(("python", code))
+            continue
+        for command in shell_commands(code):
+            run = as_run(command)
+            if run is None:
+                skipped.append(command)
+            else:
+                steps.append(("shell", run))
+    (clone / "steps.json").write_text(json.dumps(steps))
+    env = {**os.environ, "PYTHONHASHSEED": "0", "TQDM_DISABLE": "1"}
+    result = subprocess.run([sys.executable, "-c", DRIVER, "steps.json"], cwd=clone, capture_output=True,
+                            text=True, timeout=1200, env=env)
+    print(result.stderr[-5000:])
+    assert result.returncode == 0, result.stderr[-5000:]
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count(" ok: ") == len(steps) >= 25
+    assert (clone / "runs" / "latest" / "checkpoints").is_dir() and len(skipped) <= 8, skipped
