@@ -5,11 +5,13 @@ time-based checkpoints, failed runs leave no directory, --init-from, evaluate, g
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,8 @@ import torch.nn.functional as F
 from cs336_basics import evaluate as evaluate_cli
 from cs336_basics import generate as generate_cli
 from cs336_basics.checkpoint import read_checkpoint, restore_checkpoint
-from cs336_basics.config import PRESETS, resolve
+from cs336_basics.config import PRESETS, load_config, resolve
+from cs336_basics.corpus import cache_dir_for
 from cs336_basics.generation import generate
 from cs336_basics.model import TransformerLM
 from cs336_basics.runs import load_latest_checkpoint, point_latest
@@ -220,11 +223,25 @@ def test_init_from_a_different_shape_names_the_mismatch(finished, tmp_path, cach
         Trainer(config, progress=False)
 
 
-def test_evaluate_matches_the_trainers_whole_split_figure(finished, capsys):
-    final = [json.loads(line) for line in (finished / "metrics.jsonl").read_text().splitlines()][-1]
+def plain_loss(model, ids: torch.Tensor) -> tuple[float, int]:
+    """Mean F.cross_entropy over the non-overlapping windows 0, T, 2T, ... (each T+1 tokens), and the targets."""
+    context = model.config.context_length
+    n = (len(ids) - 1) // context
+    x = ids[: n * context].view(n, context)
+    y = ids[1 : n * context + 1].view(n, context)
+    with torch.no_grad():
+        return F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item(), n * context
+
+
+def test_evaluate_on_the_runs_validation_split(finished, cache_dir, capsys):
     assert evaluate_cli.main([str(finished), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert f"loss {final['val_loss']:.4f} nats/token, {final['val_bpb']:.4f} bits/byte" in out
+    config = load_config(json.loads((finished / "config.json").read_text()))
+    prepared = json.loads((cache_dir_for(config.data, config.model.vocab_size) / "prepared.json").read_text())
+    model, _ = generate_cli.load_model(finished)
+    loss, count = plain_loss(model, torch.from_numpy(np.load(prepared["valid_tokens"]).astype(np.int64)))
+    bpb = loss / math.log(2) / (prepared["valid_num_bytes"] / prepared["valid_num_tokens"])
+    assert f"loss {loss:.4f} nats/token, {bpb:.4f} bits/byte over {count:,} tokens of the validation split" in out
 
 
 def test_evaluate_on_a_text_file_against_a_plain_computation(finished, tmp_path, capsys):
@@ -235,14 +252,9 @@ def test_evaluate_on_a_text_file_against_a_plain_computation(finished, tmp_path,
     out = capsys.readouterr().out
     model, _ = generate_cli.load_model(finished)
     ids = torch.tensor(Tokenizer.from_dir(finished / "tokenizer").encode(text))
-    context = model.config.context_length
-    n = (len(ids) - 1) // context
-    x = ids[: n * context].view(n, context)
-    y = ids[1 : n * context + 1].view(n, context)
-    with torch.no_grad():
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item()
-    bpb = loss / 0.6931471805599453 / (len(text.encode()) / len(ids))
-    assert f"loss {loss:.4f} nats/token, {bpb:.4f} bits/byte over {n * context:,} tokens" in out
+    loss, count = plain_loss(model, ids)
+    bpb = loss / math.log(2) / (len(text.encode()) / len(ids))
+    assert f"loss {loss:.4f} nats/token, {bpb:.4f} bits/byte over {count:,} tokens" in out
 
 
 def test_evaluate_errors_are_one_line(finished, tmp_path):
