@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
             config = resolve(None, args.config, overrides, base=run_config(run_dir))
-        elif config.run.init_from is not None:
+        elif config.run.init_from is not None and not args.resume:
             config = resolve(None, args.config, overrides, base=merge(resolve(args.preset), init_overrides(config)))
         if args.print_config:
             print(json.dumps(to_dict(config), indent=2))

@@ -36,9 +36,9 @@ from cs336_basics.checkpoint import restore_checkpoint, save_checkpoint
 from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
+from cs336_basics.device import resolve_device
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import clip_gradients, cross_entropy
-from cs336_basics.device import resolve_device
 from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
 from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
 from cs336_basics.tokenizer import Tokenizer
