@@ -110,8 +110,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"{where}error: {e}", file=sys.stderr)
         return 2
     if summary["interrupted"]:
+        launcher = f"uv run torchrun --nproc_per_node {world_size}" if world_size > 1 else "uv run python"
         say(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
-              f"continue with: uv run python -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
+              f"continue with: {launcher} -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
         return EXIT_INTERRUPTED
     if rank == 0:
         print(summary_text(summary), flush=True)
