@@ -15,8 +15,8 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cs336_basics.export_hf",
-        description="Write config.json (LlamaConfig), model.safetensors, generation_config.json and tokenizer.json "
-        "for a trained run, loadable with transformers' Auto classes. Pre-norm RoPE SwiGLU models with a BPE "
+        description="Write config.json (LlamaConfig), model.safetensors, generation_config.json and "
+        "tokenizer.json for a trained run, loadable with transformers' Auto classes. Pre-norm RoPE SwiGLU models with a BPE "
         "tokenizer only; other variants are refused naming the setting.",
     )
     parser.add_argument("run_or_checkpoint", metavar="RUN_OR_CHECKPOINT", help="run directory or checkpoint file")

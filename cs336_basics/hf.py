@@ -47,7 +47,7 @@ def unsupported(config: dict[str, Any]) -> str | None:
         (model.get("norm", "pre") != "pre", "model.norm", "Llama is pre-norm"),
         (model.get("positions", "rope") != "rope", "model.positions", "Llama uses RoPE"),
         (model.get("ffn", "swiglu") != "swiglu", "model.ffn", "Llama's feed-forward is SwiGLU"),
-        (model.get("attention_window") is not None, "model.attention_window", "Llama attends to the whole context"),
+        (model.get("attention_window") is not None, "model.attention_window", "Llama attends to all positions"),
     ]
     for bad, name, why in rules:
         if bad:
@@ -271,9 +271,10 @@ def export(run_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> 
     _write_json(llama_config(model.config, eot), out / "config.json")
     _write_json({"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": eot}, out / "generation_config.json")
     _write_json(tokenizer_json(tokenizer), out / "tokenizer.json")
+    eot_token = special if eot is not None else None
     _write_json({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model.config.context_length,
-                 "bos_token": special if eot is not None else None, "eos_token": special if eot is not None else None,
-                 "clean_up_tokenization_spaces": False}, out / "tokenizer_config.json")
+                 "bos_token": eot_token, "eos_token": eot_token, "clean_up_tokenization_spaces": False},
+                out / "tokenizer_config.json")
     return out
 
 

@@ -112,7 +112,7 @@ def _main(argv: list[str] | None) -> int:
     if summary["interrupted"]:
         launcher = f"uv run torchrun --nproc_per_node {world_size}" if world_size > 1 else "uv run python"
         say(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
-              f"continue with: {launcher} -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
+            f"continue with: {launcher} -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
         return EXIT_INTERRUPTED
     if rank == 0:
         print(summary_text(summary), flush=True)

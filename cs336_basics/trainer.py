@@ -278,7 +278,7 @@ class Trainer:
         """
         path = find_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
         ckpt = read_checkpoint(path)  # every rank reads the same file (and, under FSDP, keeps its shards)
-        ckpt_here = distributed.shard_checkpoint(ckpt, self.model, self.optimizer)  # the checkpoint itself unless FSDP
+        ckpt_here = distributed.shard_checkpoint(ckpt, self.model, self.optimizer)  # ckpt itself unless FSDP
         self.step = restore_checkpoint(ckpt_here, self.model, self.optimizer, name=repr(str(path)))
         self.load_state_dict(ckpt)
         metrics = self.run_dir / "metrics.jsonl"

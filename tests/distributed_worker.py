@@ -1,7 +1,7 @@
 """One rank of the distributed tests, started by torchrun from tests/test_distributed.py (not a test module).
 
     torchrun --standalone --nproc_per_node 2 tests/distributed_worker.py runs OUT CACHE   # the training runs
-    torchrun --standalone --nproc_per_node 2 tests/distributed_worker.py raise OUT CACHE  # rank 1 fails at step 2
+    torchrun --standalone --nproc_per_node 2 tests/distributed_worker.py raise OUT CACHE  # Ctrl-C, then a failure
 
 "runs" trains, in one process group (starting torch costs more than these runs): DDP with gradient accumulation
 (OUT/runs/ddp), FSDP (OUT/runs/fsdp), FSDP resumed from DDP's step-3 checkpoint (OUT/runs/resumed), then the
@@ -10,7 +10,10 @@ train CLI itself (OUT/runs/cli). The test compares them with the same runs on on
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -56,8 +59,19 @@ def runs(out: Path, cache: Path) -> None:
 
 
 def raising(out: Path, cache: Path) -> None:
-    """The train CLI, with rank 1 failing in its second step."""
+    """A Ctrl-C that reaches rank 1 alone in step 2 (OUT/interrupt_rank{r}.json: where each rank stopped); then
+    the train CLI, with rank 1 failing in its second step."""
     original = Trainer.train_step
+
+    def interrupted_step(self, batch=None):
+        if self.ranks.rank == 1 and self.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, batch)
+
+    Trainer.train_step = interrupted_step
+    trainer = Trainer(resolve("tiny", overrides=overrides(out, cache, "interrupt")), progress=False)
+    summary = trainer.train()
+    (out / f"interrupt_rank{trainer.ranks.rank}.json").write_text(json.dumps(summary))
 
     def train_step(self, batch=None):
         if self.ranks.rank == 1 and self.step == 1:

@@ -1,5 +1,5 @@
-"""Distributed training on the CPU (gloo): 2 ranks under torchrun train exactly like 1 process, for DDP with gradient
-accumulation and for FSDP; resuming under 2 ranks equals the uninterrupted run; a failing rank ends the job.
+"""Distributed training on the CPU (gloo): 2 ranks under torchrun train exactly like 1 process, for DDP with
+gradient accumulation and for FSDP; resuming under 2 ranks equals the uninterrupted run; a failing rank ends the job.
 
 The 2-rank runs happen in one torchrun job (tests/distributed_worker.py); the reference runs here, in-process.
 """
@@ -84,7 +84,7 @@ def test_fsdp_on_2_ranks_equals_1_process_and_saves_the_single_device_format(run
 
 
 def test_resume_under_2_ranks_equals_the_uninterrupted_run(runs):
-    """DDP's step-3 checkpoint, resumed under FSDP on 2 ranks, continues exactly like the run that never stopped."""
+    """DDP's step-3 checkpoint, resumed under FSDP on 2 ranks, continues like the run that never stopped."""
     assert_same_run(runs["single"], runs["resumed"])
     assert [r["step"] for r in metrics(runs["resumed"])] == [r["step"] for r in metrics(runs["single"])]
 
@@ -95,11 +95,25 @@ def test_the_train_cli_under_torchrun_reports_once(runs):
     assert (runs["cli"] / "sample.txt").is_file() and (runs["cli"] / "learning_curve.png").is_file()
 
 
-def test_a_rank_that_raises_ends_the_job_with_its_error(tmp_path, runs):
-    job = torchrun("raise", str(tmp_path), str(runs["cache"]), timeout=300)
+@pytest.fixture(scope="module")
+def failures(tmp_path_factory, runs) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("failures")
+    return out, torchrun("raise", str(out), str(runs["cache"]), timeout=300)
+
+
+def test_a_ctrl_c_on_one_rank_stops_all_ranks_at_the_same_step_with_a_checkpoint(failures):
+    out, _ = failures
+    summaries = [json.loads((out / f"interrupt_rank{r}.json").read_text()) for r in range(2)]
+    assert all(s["interrupted"] for s in summaries)
+    assert summaries[0]["step"] == summaries[1]["step"] == 2  # rank 1 saw it in step 2; both stop after it
+    assert (out / "runs" / "interrupt" / "checkpoints" / "step_0000002.pt").is_file()
+
+
+def test_a_rank_that_raises_ends_the_job_with_its_error(failures):
+    out, job = failures
     assert job.returncode != 0
     assert "injected failure on rank 1" in job.stdout + job.stderr
-    assert not (tmp_path / "runs" / "raise" / "checkpoints").exists()  # no checkpoint of the failed step
+    assert not (out / "runs" / "raise" / "checkpoints").exists()  # no checkpoint of the failed step
 
 
 def test_global_batch_split_and_checks():
