@@ -259,7 +259,10 @@ def export(run_or_checkpoint: str | os.PathLike, out_dir: str | os.PathLike) -> 
     problem = unsupported(config)
     if problem:
         raise ValueError(problem)
-    model = TransformerLM(ModelConfig(**config["model"]))
+    try:
+        model = TransformerLM(ModelConfig(**config["model"]))
+    except TypeError as e:  # a field this version of ModelConfig does not know
+        raise ValueError(f"checkpoint {str(path)!r}: its model config does not fit ModelConfig ({e})") from e
     restore_checkpoint(ckpt, model, name=repr(str(path)))
     tokenizer = Tokenizer.from_dir(run_tokenizer_dir(path))
     special = config.get("data", {}).get("special_token", EOT)

@@ -170,6 +170,9 @@ def test_export_cli_writes_the_folder(bpe, tmp_path, capsys):
         "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
     assert export_hf.main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")]) == 2
     assert "neither a checkpoint file nor a run directory" in capsys.readouterr().err
+    future, _ = make_run(tmp_path / "future", bpe, {"d_latent": 8})  # a field this ModelConfig does not know
+    assert export_hf.main([str(future), "--out", str(tmp_path / "y")]) == 2
+    assert "does not fit ModelConfig" in capsys.readouterr().err
 
 
 def test_llama_folders_we_cannot_represent_are_refused(exported, tmp_path):
