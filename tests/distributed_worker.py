@@ -11,6 +11,7 @@ train CLI itself (OUT/runs/cli). The test compares them with the same runs on on
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ import torch
 
 from cs336_basics import train
 from cs336_basics.config import resolve
-from cs336_basics.trainer import Trainer
+from cs336_basics.trainer import Trainer, TrainingDiverged
 
 STEPS = 6
 
@@ -59,8 +60,17 @@ def runs(out: Path, cache: Path) -> None:
 
 
 def raising(out: Path, cache: Path) -> None:
-    """A Ctrl-C that reaches rank 1 alone in step 2 (OUT/interrupt_rank{r}.json: where each rank stopped); then
-    the train CLI, with rank 1 failing in its second step."""
+    """A NaN loss on rank 1 alone in step 2 (OUT/diverged_rank{r}.json: where each rank stopped); a Ctrl-C that
+    reaches rank 1 alone in step 2 (OUT/interrupt_rank{r}.json); then the train CLI, with rank 1 failing in its
+    second step."""
+    trainer = Trainer(resolve("tiny", overrides=overrides(out, cache, "diverge")), progress=False)
+    forward = trainer.forward
+    trainer.forward = lambda x: forward(x) * (math.nan if trainer.ranks.rank == 1 and trainer.step == 1 else 1.0)
+    try:
+        trainer.train()
+    except TrainingDiverged as e:
+        (out / f"diverged_rank{trainer.ranks.rank}.json").write_text(json.dumps({"step": trainer.step,
+                                                                                 "error": str(e)}))
     original = Trainer.train_step
 
     def interrupted_step(self, batch=None):

@@ -101,6 +101,13 @@ def failures(tmp_path_factory, runs) -> tuple[Path, subprocess.CompletedProcess]
     return out, torchrun("raise", str(out), str(runs["cache"]), timeout=300)
 
 
+def test_divergence_on_one_rank_stops_all_ranks_at_the_same_step(failures):
+    out, _ = failures
+    stops = [json.loads((out / f"diverged_rank{r}.json").read_text()) for r in range(2)]
+    assert stops[0]["step"] == stops[1]["step"] == 1  # step 2 is refused on both ranks, weights untouched
+    assert all("diverged at step 2: loss nan" in s["error"] for s in stops)
+
+
 def test_a_ctrl_c_on_one_rank_stops_all_ranks_at_the_same_step_with_a_checkpoint(failures):
     out, _ = failures
     summaries = [json.loads((out / f"interrupt_rank{r}.json").read_text()) for r in range(2)]
