@@ -44,6 +44,7 @@ FIELD_HELP: dict[str, str] = {
     "run.device": "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps",
     "run.dtype": "auto (bf16 autocast on CUDA, else float32), float32 or bfloat16 (autocast)",
     "run.compile": "torch.compile the model",
+    "run.parallel": "under torchrun: ddp (replicate the model) or fsdp (shard it, FSDP2)",
     "run.log_every": "steps between training-loss records",
     "run.eval_every": "steps between validation evaluations",
     "run.eval_batches": "validation batches per periodic evaluation (none = the whole split)",

@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Continue prompts with a trained model (the run's newest checkpoint and its tokenizer).",
     )
     parser.add_argument("--checkpoint", required=True,
-                        help="run directory (runs/<name>, or runs/latest for the last run) or checkpoint file")
+                        help="run directory (runs/<name>, or runs/latest for the last run), checkpoint file, or a "
+                        "Hugging Face Llama folder (config.json + safetensors + tokenizer.json)")
     parser.add_argument("--prompt", action="append", default=None,
                         help="text to continue; repeat for a batch (default: '', i.e. start a new document)")
     parser.add_argument("--prompt-file", action="append", default=None, metavar="FILE",
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--num-samples must be >= 1, got {args.num_samples}")
     from cs336_basics.device import resolve_device
     from cs336_basics.generation import check_sampling, generate
+    from cs336_basics.hf import is_hf_folder, load_llama, tokenizer_from_hf
     from cs336_basics.tokenizer import Tokenizer
 
     try:
@@ -97,8 +99,11 @@ def main(argv: list[str] | None = None) -> None:
         check_sampling(args.temperature, args.top_p, args.top_k)
         given = (args.prompt or []) + [read_prompt_file(f) for f in args.prompt_file or []]
         prompts = [p for p in (given or [""]) for _ in range(args.num_samples)]
-        model, path = load_model(args.checkpoint, device)
-        tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
+        if is_hf_folder(args.checkpoint):  # a Llama-format folder (export_hf's, or one from elsewhere)
+            model, tokenizer = load_llama(args.checkpoint, device), tokenizer_from_hf(args.checkpoint)
+        else:
+            model, path = load_model(args.checkpoint, device)
+            tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
         texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
                          temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     except (ValueError, FileNotFoundError) as e:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,20 @@ def init_overrides(config) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if "torch.distributed" in sys.modules:  # leave torchrun's process group, if this run joined one
+            from cs336_basics.distributed import teardown
+
+            teardown()
+
+
+def _main(argv: list[str] | None) -> int:
+    # Under torchrun every rank runs this; rank 0 alone reports, any rank reports its own error.
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    say = print if rank == 0 else (lambda *args, **kwargs: None)
+    where = f"rank {rank}: " if world_size > 1 else ""
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = overrides_from_args(args, parser)
@@ -98,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume:
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
             run_dir = run_dir.resolve() if run_dir.is_symlink() else run_dir
-            print(f"resuming {run_dir}", flush=True)
+            say(f"resuming {run_dir}", flush=True)
             trainer = Trainer.from_run(run_dir, overrides, args.config)
             if trainer.finished:
-                print(f"{run_dir} already finished at step {trainer.step} of {trainer.total_steps}; nothing to do "
+                say(f"{run_dir} already finished at step {trainer.step} of {trainer.total_steps}; nothing to do "
                       "(nothing was changed). To train further, extend the schedule, e.g. --schedule.max_steps "
                       f"{2 * trainer.total_steps}", flush=True)
                 return 0
@@ -114,26 +129,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # while preparing data: no run directory exists yet
         print("\ninterrupted before training started; nothing was written to runs/", file=sys.stderr)
         return EXIT_INTERRUPTED
-    print(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
+    say(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
     if trainer.step:
-        print(f"continuing from step {trainer.step}", flush=True)
+        say(f"continuing from step {trainer.step}", flush=True)
     try:
         summary = trainer.train()
     except KeyboardInterrupt:  # a second Ctrl-C, or one during the final evaluation / sample
-        print(f"\ninterrupted; the checkpoints in {trainer.run_dir / 'checkpoints'} are intact", file=sys.stderr)
+        say(f"\ninterrupted; the checkpoints in {trainer.run_dir / 'checkpoints'} are intact", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}", file=sys.stderr)  # every rank stops at the same step; one message is enough
         return 1
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{where}error: {e}", file=sys.stderr)
         return 2
-    point_latest(trainer.run_dir)
+    if rank == 0:
+        point_latest(trainer.run_dir)
     if summary["interrupted"]:
-        print(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
-              f"continue with: uv run python -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
+        launcher = f"uv run torchrun --nproc_per_node {world_size}" if world_size > 1 else "uv run python"
+        say(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
+            f"continue with: {launcher} -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
         return EXIT_INTERRUPTED
-    print(summary_text(summary), flush=True)
+    if rank == 0:
+        print(summary_text(summary), flush=True)
     return 0
 
 

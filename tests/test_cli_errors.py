@@ -211,7 +211,7 @@ def test_download_arguments_are_checked(tmp_path, capsys):
     assert f"--dest {file} is a file" in line and file.read_text() == "keep"
 
 
-MODULES = ["train", "train_bpe", "tokenize_data", "generate", "evaluate", "plot", "accounting", "data"]
+MODULES = ["train", "train_bpe", "tokenize_data", "generate", "evaluate", "plot", "accounting", "data", "export_hf"]
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -16,7 +16,7 @@ from cs336_basics.train import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [["train"], ["train_bpe"], ["tokenize_data"], ["generate"], ["evaluate"], ["plot"], ["accounting"],
-            ["data"], ["data", "download"]]
+            ["data"], ["data", "download"], ["export_hf"]]
 PROBE = """
 import runpy, sys
 module, args = sys.argv[1], sys.argv[2:]
