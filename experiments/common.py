@@ -125,7 +125,7 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
                                "tokens_per_step": config.tokens_per_step, "steps": trainer.total_steps}
     try:
         summary = trainer.train()
-        outcome.update(status="finished", val_loss=summary["val_loss"], val_bpb=summary["val_bpb"],
+        outcome.update(status="finished", val_loss=summary["final_val_loss"], val_bpb=summary["final_val_bpb"],
                        seconds=summary["time"])
     except TrainingDiverged as e:
         outcome.update(status="diverged", at_step=trainer.step + 1, message=str(e), seconds=trainer.elapsed)
