@@ -73,27 +73,30 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
         return None
 
 
-def describe_setup(config: dict[str, Any]) -> str:
-    """What a run trained on, for a title: e.g. "shakespeare.txt.gz, 1.33M-parameter model (d_model 128, 4 layers),
-    batch 16 x 128 tokens"."""
+def describe_setup(config: dict[str, Any]) -> tuple[str, str, str]:
+    """What a run trained on, for a title: (data, model, batch), e.g. ("shakespeare.txt.gz", "1.33M-parameter model
+    (d_model 128, 4 layers)", "batch 16 x 128 tokens")."""
     from cs336_basics.accounting import parameter_counts  # lazily: it loads torch
     from cs336_basics.model import ModelConfig
 
     model, data = config["model"], config["data"]
     params = sum(parameter_counts(ModelConfig(**model)).values())
-    return (f"{Path(data['train_path']).name}, {params / 1e6:.2f}M-parameter model (d_model {model['d_model']}, "
-            f"{model['num_layers']} layers), batch {data['batch_size']} x {model['context_length']} tokens")
+    return (Path(data["train_path"]).name,
+            f"{params / 1e6:.2f}M-parameter model (d_model {model['d_model']}, {model['num_layers']} layers)",
+            f"batch {data['batch_size']} x {model['context_length']} tokens")
 
 
 def default_title(run_dirs: list[str | os.PathLike]) -> str:
-    """The run name(s) and, from config.json, the data and model they share (or that they differ)."""
+    """The run name(s) and, from config.json, the data, model and batch they share (or which of them differ)."""
     names = [Path(r).resolve().name for r in run_dirs]
     head = names[0] if len(names) == 1 else f"{len(names)} runs: {', '.join(names)}"
     configs = [read_config(r) for r in run_dirs]
     if any(c is None for c in configs):
         return head
-    setups = {describe_setup(c) for c in configs}
-    return f"{head}\n{setups.pop() if len(setups) == 1 else 'data / model / batch differ between runs'}"
+    setups = [describe_setup(c) for c in configs]
+    parts = [part[0] if len(set(part)) == 1 else f"{what} differ"
+             for part, what in zip(zip(*setups), ("data", "models", "batches"))]
+    return f"{head}\n{', '.join(parts)}"
 
 
 def make_figure(run_dirs: list[str | os.PathLike], x: str = "step", title: str | None = None,

@@ -154,5 +154,6 @@ def test_default_title_names_run_data_and_model_size(tmp_path):
     assert "tiny-run" in title and "shakespeare.txt.gz" in title and f"{params / 1e6:.2f}M-parameter" in title
     other = write_run(tmp_path, "other", FINISHED)
     save_json(resolve("tiny", overrides={"model": {"d_model": 64}}), other / "config.json")
-    assert "differ" in make_figure([run, other]).axes[0].get_title()
+    both = make_figure([run, other]).axes[0].get_title()
+    assert "models differ" in both and "shakespeare.txt.gz" in both and "batch 8 x 32 tokens" in both
     assert make_figure([run], title="mine").axes[0].get_title() == "mine"
