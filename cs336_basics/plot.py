@@ -75,7 +75,7 @@ def read_config(run_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def describe_setup(config: dict[str, Any]) -> tuple[str, str, str]:
     """What a run trained on, for a title: (data, model, batch), e.g. ("shakespeare.txt.gz", "1.33M-parameter model
-    (d_model 128, 4 layers)", "batch 16 x 128 tokens")."""
+    (d_model 128, 4 layers)", "batch 16 x 128 tokens, 200 steps")."""
     from cs336_basics.accounting import parameter_counts  # lazily: it loads torch
     from cs336_basics.model import ModelConfig
 
@@ -83,7 +83,16 @@ def describe_setup(config: dict[str, Any]) -> tuple[str, str, str]:
     params = sum(parameter_counts(ModelConfig(**model)).values())
     return (Path(data["train_path"]).name,
             f"{params / 1e6:.2f}M-parameter model (d_model {model['d_model']}, {model['num_layers']} layers)",
-            f"batch {data['batch_size']} x {model['context_length']} tokens")
+            f"batch {data['batch_size']} x {model['context_length']} tokens, {_steps(config)} steps")
+
+
+def _steps(config: dict[str, Any]) -> int:
+    """The run's length in optimizer steps (as TrainConfig.total_steps computes it)."""
+    schedule, data = config["schedule"], config["data"]
+    if schedule.get("max_steps") is not None:
+        return schedule["max_steps"]
+    tokens_per_step = data["batch_size"] * data.get("grad_accum_steps", 1) * config["model"]["context_length"]
+    return max(1, schedule["total_tokens"] // tokens_per_step)
 
 
 def default_title(run_dirs: list[str | os.PathLike]) -> str:

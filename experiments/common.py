@@ -145,7 +145,8 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
     try:
         summary = trainer.train()
         outcome.update(status="finished", val_loss=summary["final_val_loss"], val_bpb=summary["final_val_bpb"],
-                       seconds=summary["time"])
+                       seconds=summary["time"], peak_flops=summary["peak_flops"],
+                       peak_flops_source=summary["peak_flops_source"])
     except TrainingDiverged as e:
         outcome.update(status="diverged", at_step=trainer.step + 1, message=str(e), seconds=trainer.elapsed)
     (run_dir / "outcome.json").write_text(json.dumps(outcome, indent=2) + "\n")

@@ -41,7 +41,7 @@ def main() -> None:
     out = runs_dir("lr_sweep", args)
     runs = [out / f"lr_{lr:g}" for lr in args.rates]
     ymax = math.log(json.loads((runs[0] / "config.json").read_text())["model"]["vocab_size"]) + 0.5
-    plot(runs, f"lr_sweep{suffix}.png", title="learning-rate sweep (all runs, seed 0)", ymax=ymax)
+    plot(runs, f"lr_sweep{suffix}.png", title="learning-rate sweep (seed 0)", ymax=ymax)
     stable = [r for r, o in zip(runs, outcomes.values()) if o["status"] == "finished" and never_rose(r)]
     plot(stable, f"lr_sweep_stable{suffix}.png", title="learning-rate sweep (runs without a loss blow-up, seed 0)")
     write_results(f"lr_sweep{suffix}", outcomes)

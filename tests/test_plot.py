@@ -155,5 +155,5 @@ def test_default_title_names_run_data_and_model_size(tmp_path):
     other = write_run(tmp_path, "other", FINISHED)
     save_json(resolve("tiny", overrides={"model": {"d_model": 64}}), other / "config.json")
     both = make_figure([run, other]).axes[0].get_title()
-    assert "models differ" in both and "shakespeare.txt.gz" in both and "batch 8 x 32 tokens" in both
+    assert "models differ" in both and "shakespeare.txt.gz" in both and "batch 8 x 32 tokens, 20 steps" in both
     assert make_figure([run], title="mine").axes[0].get_title() == "mine"
