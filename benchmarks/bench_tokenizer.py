@@ -284,7 +284,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-encode", action="store_true")
-    parser.add_argument("--stream-mb", type=float, default=200,
+    parser.add_argument("--stream-mb", type=float, default=100,
                         help="MB of generated text for the streaming measurement (0: skip; default %(default)s)")
     parser.add_argument("--_train-once", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_stream-once", nargs=2, help=argparse.SUPPRESS)

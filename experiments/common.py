@@ -129,7 +129,9 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
     variant = seed_variant(variant, seed)
     run_dir = out_dir / variant
     budget = {"schedule": {"max_steps": args.steps}} if args.steps else {}
-    settings = deep_merge(BASE, dataset_overrides(args.dataset), *overrides, budget,
+    # --steps sets the base budget; a run's own max_steps (batch_size.py's same-tokens rule, own_modification.py's
+    # calibrated count) is derived from it and wins
+    settings = deep_merge(BASE, dataset_overrides(args.dataset), budget, *overrides,
                           {"run": {"name": variant, "out_dir": str(out_dir), "seed": seed}})
     config = resolve(None, overrides=settings)
     if not args.force and (outcome := finished(run_dir, to_dict(config))) is not None:
