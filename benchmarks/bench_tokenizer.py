@@ -104,7 +104,7 @@ def prefix_file(path: Path, nbytes: int) -> Path:
     return out
 
 
-def _stream_once(cache: str, megabytes: float) -> dict:
+def _stream_once(cache: str, megabytes: float, source: str) -> dict:
     """Runs inside a fresh subprocess: encode_iterable over the generated stream; RSS growth, seconds, checksum."""
     import hashlib
 
@@ -115,10 +115,11 @@ def _stream_once(cache: str, megabytes: float) -> dict:
 
     num_bytes = int(megabytes * 1e6)
     start = time.perf_counter()
-    for _ in corpora.growing_vocabulary_text(num_bytes):
+    stream = corpora.STREAMS[source]
+    for _ in stream(num_bytes):
         pass
     generate_seconds = time.perf_counter() - start
-    cache_bytes = {"bounded": DEFAULT_CACHE_BYTES, "unbounded": None}[cache]
+    cache_bytes = None if cache == "unbounded" else DEFAULT_CACHE_BYTES if cache == "bounded" else int(cache)
     tok = Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT], cache_bytes)
     process = psutil.Process()
     base = process.memory_info().rss
@@ -133,7 +134,7 @@ def _stream_once(cache: str, megabytes: float) -> dict:
     digest, count, ids, streamed, profile = hashlib.sha256(), 0, [], [0], []
 
     def counted():  # the text as it is handed to the tokenizer, counting bytes for the RSS profile
-        for chunk in corpora.growing_vocabulary_text(num_bytes):
+        for chunk in stream(num_bytes):
             streamed[0] += len(chunk)
             yield chunk
 
@@ -157,11 +158,11 @@ def _stream_once(cache: str, megabytes: float) -> dict:
             "sha256": digest.hexdigest()}
 
 
-def stream_rows(megabytes: float, reps: int) -> list[tuple]:
+def stream_rows(megabytes: float, reps: int, source: str) -> list[tuple]:
     runs = {"bounded": [], "unbounded": []}
     for _ in range(reps):
         for cache, results in runs.items():
-            out = subprocess.run([sys.executable, __file__, "--_stream-once", cache, str(megabytes)],
+            out = subprocess.run([sys.executable, __file__, "--_stream-once", cache, str(megabytes), source],
                                  capture_output=True, text=True, check=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"  stream {cache}: {results[-1]}", flush=True)
@@ -169,7 +170,7 @@ def stream_rows(megabytes: float, reps: int) -> list[tuple]:
     print(f"ids identical with the bounded and the unbounded cache: {same}")
     mbs = {c: max(megabytes / (r["seconds"] - r["generate_seconds"]) for r in rs) for c, rs in runs.items()}
     growth = {c: max(r["rss_growth_mb"] for r in rs) for c, rs in runs.items()}
-    name = f"{megabytes:g} MB growing-vocabulary stream"
+    name = f"{megabytes:g} MB {source} stream"
     return [
         (name, "encode_iterable RSS growth MB", growth["bounded"], growth["unbounded"], "unbounded cache",
          "< 50 at 1 GB"),
@@ -287,13 +288,16 @@ def main() -> None:
     parser.add_argument("--stream-mb", type=float, default=100,
                         help="MB of generated text for the streaming measurement (0: skip; default %(default)s)")
     parser.add_argument("--_train-once", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--_stream-once", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--stream-source", choices=sorted(corpora.STREAMS), default="generated",
+                        help="generated: corpora.growing_vocabulary_text; real: Shakespeare then stdlib code "
+                             "(at most ~45 MB)")
+    parser.add_argument("--_stream-once", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._train_once:
         print(json.dumps(_train_once(*args._train_once)))
         return
     if args._stream_once:
-        print(json.dumps(_stream_once(args._stream_once[0], float(args._stream_once[1]))))
+        print(json.dumps(_stream_once(args._stream_once[0], float(args._stream_once[1]), args._stream_once[2])))
         return
 
     reps = 1 if args.quick else args.reps
@@ -312,7 +316,7 @@ def main() -> None:
 
     if args.stream_mb > 0:
         print(f"\n== streaming {args.stream_mb:g} MB", flush=True)
-        rows += stream_rows(args.stream_mb, reps)
+        rows += stream_rows(args.stream_mb, reps, args.stream_source)
 
     print("\n| corpus | measure | ours | reference | ref value | ours/ref | target |")
     print("|---|---|---|---|---|---|---|")

@@ -81,4 +81,20 @@ def growing_vocabulary_text(num_bytes: int, seed: int = 0, zipf: float = 1.3,
         yield chunk
 
 
+def real_text(num_bytes: int, chunk_bytes: int = 1 << 20) -> Iterator[str]:
+    """Up to num_bytes of real text in chunks, read as it is needed: Shakespeare, then the standard-library code
+    (whose identifiers keep bringing new pre-tokens), cut at line ends."""
+    produced = 0
+    for path in (shakespeare(), python_stdlib()):
+        with open(path, encoding="utf-8", newline="") as f:
+            while produced < num_bytes and (chunk := f.read(chunk_bytes)):
+                chunk += f.readline()
+                produced += len(chunk)
+                yield chunk
+    if produced < num_bytes:
+        raise ValueError(f"only {produced / 1e6:.1f} MB of real text is available, asked for {num_bytes / 1e6:.1f}")
+
+
+STREAMS = {"generated": growing_vocabulary_text, "real": real_text}
+
 CORPORA = {"shakespeare": shakespeare, "python_stdlib": python_stdlib}

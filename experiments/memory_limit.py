@@ -6,7 +6,7 @@ The machine is shared, so the limit is imposed, not the machine's: a child proce
 (RLIMIT_AS) at what it holds after building the model and AdamW plus --cap-mib, then trains one step (forward,
 backward, AdamW) at doubling batch sizes until an allocation fails, and bisects between the last batch that fit
 and the first that did not. The cap can only make the child fail, never the machine. Each batch's peak resident
-memory growth is recorded, and the accounting module's prediction (accounting.max_batch_size for the same budget
+memory growth is recorded (a running maximum: after the first failure it no longer tells one batch from another), and the accounting module's prediction (accounting.max_batch_size for the same budget
 plus the weights, gradients and AdamW state the child already holds) is set beside the measured limit.
 Writes results/memory_limit.json.
 """
@@ -16,13 +16,14 @@ import json
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 from common import BASE, ROOT, write_results
 
 
 def _vm_size() -> int:
     """This process's virtual memory size in bytes (VmSize of /proc/self/status)."""
-    for line in open("/proc/self/status"):
+    for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmSize:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError("no VmSize in /proc/self/status")
