@@ -3,7 +3,7 @@
 Encoding: split on the special tokens (longest match first), split the rest into GPT-2 pre-tokens, then turn each
 pre-token into ids by applying merges in rank order (lowest rank first, the order they were learned). The ids of
 recently seen pre-tokens are cached, so common words cost one dict lookup; the cache holds at most `cache_bytes`
-(default 8 MiB), so encoding a stream of any length uses bounded memory.
+(default 16 MiB), so encoding a stream of any length uses bounded memory.
 """
 
 import os
@@ -37,7 +37,7 @@ from cs336_basics.tokenizer.pretokenize import (
 _LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
 _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
 _NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
-DEFAULT_CACHE_BYTES = 8 << 20
+DEFAULT_CACHE_BYTES = 16 << 20
 # What a cached entry costs besides its key and value: its slot in the dict's tables (entries + indices, with the
 # spare room a dict keeps after resizing), an upper bound for CPython's layout.
 _SLOT_BYTES = 96
