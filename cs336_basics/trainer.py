@@ -387,8 +387,9 @@ class Trainer:
                     record: dict[str, Any] = {}
                     if self.step % run.log_every == 0 or last:
                         tokens_per_s = window_tokens / window_time
+                        # tokens_per_s counts the global batch, so the peak is every rank's
                         record.update(metrics, tokens_per_s=tokens_per_s,
-                                      mfu=mfu(tokens_per_s, flops_per_token, peak.flops))
+                                      mfu=mfu(tokens_per_s, flops_per_token, peak.flops * self.ranks.world_size))
                         window_tokens, window_time = 0, 0.0
                         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", lr=f"{metrics['lr']:.2e}",
                                         tok_s=f"{tokens_per_s:.0f}", mfu=f"{record['mfu']:.1%}")
