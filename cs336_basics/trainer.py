@@ -32,7 +32,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from cs336_basics.checkpoint import prune_checkpoints
 from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
+from cs336_basics.config import checkpoint_steps
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.model import TransformerLM
@@ -144,6 +146,7 @@ class Trainer:
         self.tokens = 0  # training tokens seen
         self.elapsed = 0.0  # seconds spent in train(), summed over resumes
         self.total_steps = config.total_steps
+        self.resumed_from: Path | None = None
         self._wandb = None
 
     # ----------------------------------------------------------------------------------------- one step, one eval
@@ -241,10 +244,13 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"step_{step:07d}.pt"
 
     def save(self) -> Path:
-        """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step."""
+        """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step, then apply run.keep_checkpoints
+        (the newest N and the run.checkpoint_steps ones stay) and clear temp files of interrupted writes."""
         path = self.checkpoint_path(self.step)
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(self.model, self.optimizer, self.step, path, extra=self.state_dict())
+        run = self.config.run
+        prune_checkpoints(path.parent, run.keep_checkpoints, checkpoint_steps(run.checkpoint_steps, self.total_steps))
         return path
 
     def resume(self, checkpoint: str | Path | None = None) -> Path:
@@ -255,6 +261,7 @@ class Trainer:
         path = find_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
         self.step = load_checkpoint(path, self.model, self.optimizer)
         self.load_state_dict(read_checkpoint(path))
+        self.resumed_from = path
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.is_file():
             kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
@@ -280,11 +287,12 @@ class Trainer:
 
     def _start_run_dir(self) -> None:
         run = self.run_dir
-        if self.step == 0 and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+        fresh = self.step == 0 and self.resumed_from is None
+        if fresh and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
             raise ValueError(f"{run} already holds checkpoints: resume it with --resume {run}, or pick another "
                              f"--run.name")
         run.mkdir(parents=True, exist_ok=True)
-        if self.step == 0:  # a fresh start; metrics of an attempt killed before its first checkpoint are stale
+        if fresh:  # metrics of an attempt killed before its first checkpoint are stale
             (run / "metrics.jsonl").unlink(missing_ok=True)
         save_json(self.config, run / "config.json")
         shutil.copytree(self.data.tokenizer_dir, run / "tokenizer", dirs_exist_ok=True)
@@ -336,6 +344,9 @@ class Trainer:
         summary: dict[str, Any] = {"run_dir": str(self.run_dir)}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
+        keep_steps = checkpoint_steps(run.checkpoint_steps, self.total_steps)
+        if self.step == 0 and 0 in keep_steps and self.resumed_from is None:
+            self.save()  # the initialisation
         try:
             with _StopOnSigint() as stop:
                 while self.step < self.total_steps and not stop.requested:
@@ -356,7 +367,7 @@ class Trainer:
                     self.elapsed = time.perf_counter() - start
                     if record:
                         self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **record})
-                    if self.step % run.checkpoint_every == 0 or last:
+                    if self.step % run.checkpoint_every == 0 or last or self.step in keep_steps:
                         summary["checkpoint"] = str(self.save())
                 summary["interrupted"] = self.step < self.total_steps
                 summary["loop_time"] = self.elapsed

@@ -231,3 +231,12 @@ def run_train_bpe(
     input_path: str | os.PathLike, vocab_size: int, special_tokens: list[str], **kwargs
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     return train_bpe(input_path, vocab_size, special_tokens, **kwargs)
+
+
+# --- Per-token analysis (issue 10): KL between next-token distributions --------------------------------------------
+
+
+def run_token_kl(logits_p: Float[Tensor, "... vocab"], logits_q: Float[Tensor, "... vocab"]) -> Float[Tensor, "..."]:
+    from cs336_basics.analysis.divergence import logits_kl
+
+    return logits_kl(logits_p, logits_q)
