@@ -87,30 +87,29 @@ def window_log_probs(
     device = next(models[0].parameters()).device
     bar = tqdm(total=max(len(ids) - 1, 0), unit="tok", desc=desc, disable=not progress, dynamic_ncols=True)
     try:
-        i = 0
-        while i < len(windows):
-            # A batch of windows of one length (all are full but the last).
-            length = windows[i].end - windows[i].start
-            group = [windows[i]]
-            while i + len(group) < len(windows) and len(group) < batch_size and (
-                windows[i + len(group)].end - windows[i + len(group)].start == length
-            ):
-                group.append(windows[i + len(group)])
-            i += len(group)
+        for group in _batches(windows, batch_size):
+            length = group[0].end - group[0].start
             rows = np.stack([ids[w.start : w.end + 1] for w in group]).astype(np.int64)
             rows_t = torch.from_numpy(rows).to(device)
             inputs, targets = rows_t[:, :-1], rows_t[:, 1:]  # (B, T) each
             keep = torch.zeros_like(targets, dtype=torch.bool)
             for row, w in enumerate(group):
                 keep[row, w.keep :] = True
-            positions = torch.arange(1, length + 1, device=device) + torch.tensor(
-                [w.start for w in group], device=device
-            )[:, None]  # (B, T): text index of each target
+            starts = torch.tensor([w.start for w in group], device=device)
+            positions = starts[:, None] + torch.arange(1, length + 1, device=device)  # (B, T): text index of targets
             log_probs = [log_softmax(m(inputs).float(), dim=-1)[keep] for m in models]  # (M, vocab) each
             bar.update(int(keep.sum()))
             yield ScoredBatch(positions[keep].cpu(), targets[keep].cpu(), [lp.cpu() for lp in log_probs])
     finally:
         bar.close()
+
+
+def _batches(windows: list[Window], batch_size: int) -> Iterator[list[Window]]:
+    """Consecutive windows of one length (all are full but the last), at most batch_size at a time."""
+    for _, same_length in itertools.groupby(windows, key=lambda w: w.end - w.start):
+        same_length = list(same_length)
+        for k in range(0, len(same_length), batch_size):
+            yield same_length[k : k + batch_size]
 
 
 def entropy(log_probs: Float[Tensor, " ... vocab"]) -> Float[Tensor, " ..."]:
