@@ -119,16 +119,17 @@ def checkpoint_kl(
     if model_p.config.vocab_size != model_q.config.vocab_size:
         raise ValueError(f"the checkpoints have different vocabularies ({model_p.config.vocab_size} vs "
                          f"{model_q.config.vocab_size} tokens); per-token KL needs the same one")
-    out: dict[str, list] = {k: [] for k in ("kl", "kl_uniform", "kl_unigram", "targets", "positions")}
+    n = len(ids) - 1  # every target once (see scoring.py): outputs allocated up front, filled in place
+    names = ("kl", "kl_uniform") + (("kl_unigram",) if log_unigram is not None else ())
+    out = {name: np.empty(n, dtype=np.float32) for name in names}
     for batch in window_log_probs([model_p, model_q], ids, batch_size, progress, desc="KL"):
         log_p, log_q = batch.log_probs
-        out["kl"].append(token_kl(log_p, log_q).numpy())
-        out["kl_uniform"].append(kl_to_uniform(log_p).numpy())
+        rows = batch.positions.numpy() - 1
+        out["kl"][rows] = token_kl(log_p, log_q).numpy()
+        out["kl_uniform"][rows] = kl_to_uniform(log_p).numpy()
         if log_unigram is not None:
-            out["kl_unigram"].append(token_kl(log_p, log_unigram).numpy())
-        out["targets"].append(batch.targets.numpy())
-        out["positions"].append(batch.positions.numpy())
-    return {k: np.concatenate(v) for k, v in out.items() if v}
+            out["kl_unigram"][rows] = token_kl(log_p, log_unigram).numpy()
+    return {**out, "targets": np.asarray(ids[1:], dtype=np.int64), "positions": np.arange(1, n + 1, dtype=np.int64)}
 
 
 # ------------------------------------------------------------------------------------------- seeds at one step

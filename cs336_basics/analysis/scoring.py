@@ -128,22 +128,19 @@ def score_tokens(
     """Per target token: "positions", "targets", "log_prob", "surprisal" (= -log_prob, nats) and "entropy" of the
     predicted distribution (float32 arrays in text order). With `full_out` (a writable (N - 1, vocab) float16 array,
     e.g. a memory map), the full log-probability rows are written into it, row i for target position i + 1."""
-    out: dict[str, list[np.ndarray]] = {k: [] for k in ("positions", "targets", "log_prob", "entropy")}
+    # Every target is scored exactly once, so the outputs are allocated up front and filled in place (appending
+    # small per-batch arrays between the large temporaries fragments the heap: RSS grew ~1 KB per token).
+    n = len(ids) - 1
+    out = {"positions": np.arange(1, n + 1, dtype=np.int64), "targets": np.asarray(ids[1:], dtype=np.int64),
+           "log_prob": np.empty(n, dtype=np.float32), "entropy": np.empty(n, dtype=np.float32)}
     for batch in window_log_probs([model], ids, batch_size, progress):
-        lp = batch.log_probs[0]
-        out["positions"].append(batch.positions.numpy())
-        out["targets"].append(batch.targets.numpy())
-        out["log_prob"].append(lp.gather(-1, batch.targets[:, None]).squeeze(-1).numpy())
-        out["entropy"].append(entropy(lp).numpy())
+        lp, rows = batch.log_probs[0], batch.positions.numpy() - 1
+        out["log_prob"][rows] = lp.gather(-1, batch.targets[:, None]).squeeze(-1).numpy()
+        out["entropy"][rows] = entropy(lp).numpy()
         if full_out is not None:
-            full_out[batch.positions.numpy() - 1] = lp.numpy().astype(np.float16)
-    result = {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
-    result["positions"] = result["positions"].astype(np.int64)
-    result["targets"] = result["targets"].astype(np.int64)
-    for key in ("log_prob", "entropy"):
-        result[key] = result[key].astype(np.float32)
-    result["surprisal"] = -result["log_prob"]
-    return result
+            full_out[rows] = lp.numpy().astype(np.float16)
+    out["surprisal"] = -out["log_prob"]
+    return out
 
 
 # ------------------------------------------------------------------------------------------- checkpoints and text
