@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-tokens", type=int, default=None, help="score only the first N tokens of the text")
         p.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default: %(default)s)")
         p.add_argument("--device", default="cpu", help="cpu, cuda, mps (default: %(default)s)")
+        p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: %(default)s; small "
+                       "models gain little from more, and on a busy machine extra threads cost a lot)")
         p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     score = sub.add_parser("score", help="per-token id, position, log-prob, surprisal, entropy -> .npz",
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-tokens must be >= 2, got {args.max_tokens}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     steps = None
     if args.command == "convergence" and args.steps is not None:
         try:
@@ -82,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--steps: expected comma-separated integers, got {args.steps!r}")
     import torch  # lazily, so that --help answers at once
+
+    torch.set_num_threads(args.threads)
 
     try:
         torch.device(args.device)

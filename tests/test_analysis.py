@@ -29,6 +29,7 @@ from cs336_basics.analysis import (
     surprisal_bins,
     token_kl,
     unigram_log_probs,
+    window_log_probs,
 )
 from cs336_basics.analysis.divergence import SURPRISAL_EDGES
 from cs336_basics.analyze import main
@@ -349,3 +350,12 @@ def test_seed_runs_must_agree_on_all_but_the_run_section(tmp_path):
     with pytest.raises(ValueError, match=r"differ in model\.d_model \(32 vs 64\)"):
         check_seed_runs([tmp_path / "a", tmp_path / "b"], [base, other])
     check_seed_runs([tmp_path / "a", tmp_path / "b"], [base, {**base, "run": {"seed": 1, "name": "b"}}])
+
+
+def test_batches_stay_bounded_whatever_the_text_length():
+    """Memory per step is one batch of windows: its size depends on batch_size and the context, not on the text."""
+    model = random_lm(5, context=16)
+    for length in (100, 2000):
+        ids = np.random.default_rng(length).integers(0, 50, size=length)
+        sizes = [len(b.targets) for b in window_log_probs([model], ids, batch_size=4)]
+        assert sum(sizes) == length - 1 and max(sizes) <= 4 * 16
