@@ -31,10 +31,23 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
-from cs336_basics.checkpoint import prune_checkpoints
-from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
-from cs336_basics.config import checkpoint_steps
+from cs336_basics.checkpoint import (
+    find_latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    save_checkpoint,
+)
+from cs336_basics.config import (
+    TrainConfig,
+    checkpoint_steps,
+    load_config,
+    merge,
+    read_json,
+    save_json,
+    to_dict,
+    validate,
+)
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.model import TransformerLM

@@ -257,7 +257,7 @@ def test_kl_cli_and_self_kl(seed_runs, tmp_path, capsys):
 
 def test_convergence_cli(seed_runs, tmp_path, capsys):
     runs, text = seed_runs
-    rc, stdout, _ = run(["convergence", *map(str, runs), "--text", str(text), "--out", str(tmp_path / "c")], capsys)
+    rc, _, _ = run(["convergence", *map(str, runs), "--text", str(text), "--out", str(tmp_path / "c")], capsys)
     assert rc == 0
     lines = (tmp_path / "c" / "convergence.csv").read_text().splitlines()
     assert lines[0].startswith("step,e_conv,spread") and [int(x.split(",")[0]) for x in lines[1:]] == [0, 1, 2, 4]

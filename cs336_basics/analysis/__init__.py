@@ -13,7 +13,13 @@ from cs336_basics.analysis.divergence import (
     token_kl,
     unigram_log_probs,
 )
-from cs336_basics.analysis.scoring import load_scorer, plan_windows, score_tokens, tokenize_text, window_log_probs
+from cs336_basics.analysis.scoring import (
+    load_scorer,
+    plan_windows,
+    score_tokens,
+    tokenize_text,
+    window_log_probs,
+)
 
 __all__ = [
     "checkpoint_kl",

@@ -214,7 +214,7 @@ def plot_convergence(rows: dict[str, list[dict[str, Any]]], out_dir: Path, warmu
     for key, what in (("frequency", "target frequency in training data"), ("surprisal", "final surprisal (nats)")):
         fig = Figure(figsize=(7, 4.5))
         ax = fig.subplots()
-        labels = dict((r["bin"], r["label"]) for r in rows[key])
+        labels = {r["bin"]: r["label"] for r in rows[key]}
         for b, label in sorted(labels.items()):
             sel = [r for r in rows[key] if r["bin"] == b and r["tokens"] > 0]
             if sel:
