@@ -125,7 +125,10 @@ def summary_text(summary: dict) -> str:
     lines = [
         "",
         f"done: {summary['step']} steps, {summary['tokens'] / 1e6:.2f}M tokens in {summary['time']:.0f}s",
-        f"final validation loss {summary['val_loss']:.4f}, {summary['val_bpb']:.4f} bits/byte",
+        f"final validation loss {summary['final_val_loss']:.4f}, {summary['final_val_bpb']:.4f} bits/byte "
+        f"(whole validation split)",
+        f"MFU (metrics.jsonl, progress bar) is relative to {summary['peak_flops'] / 1e9:,.1f} GFLOP/s, "
+        f"{summary['peak_flops_source']}",
         f"run directory:  {run}/",
         f"  config        {run / 'config.json'}",
         f"  metrics       {run / 'metrics.jsonl'}",

@@ -51,6 +51,8 @@ from cs336_basics.config import (
 )
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
+from cs336_basics.mfu import mfu, peak_flops
+from cs336_basics.accounting import training_flops_per_token
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import clip_gradients, cross_entropy
 from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
@@ -235,7 +237,8 @@ class Trainer:
         """Mean loss over fixed validation windows and bits per byte = total nats / ln 2 / bytes they cover.
 
         The bytes covered are tokens evaluated x (validation bytes / validation tokens). max_batches=-1 uses
-        config.run.eval_batches; None covers the whole validation set.
+        config.run.eval_batches batches of windows evenly spread over the split (the same windows every call, so
+        a learning curve compares like with like); None covers the whole validation set.
         """
         if max_batches == -1:
             max_batches = self.config.run.eval_batches
@@ -377,8 +380,10 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train to the last step. Returns a summary; summary["interrupted"] is True after a Ctrl-C.
 
-        Periodic logging, evaluation (on run.eval_batches) and checkpoints as config.run says; after the last step
-        a checkpoint, an evaluation on the whole validation set, the learning curve and a sample.
+        Periodic logging (with MFU next to tokens/s), evaluation (on run.eval_batches evenly spread batches, also
+        at the last step) and checkpoints as config.run says; after the last step a checkpoint, an evaluation on
+        the whole validation set (recorded as final_val_loss / final_val_bpb: another set of windows than the
+        curve's, so another key), the learning curve and a sample.
         Ctrl-C stops at the next step boundary and saves. TrainingDiverged propagates (no checkpoint of it).
         """
         self._start_run_dir()
@@ -386,7 +391,10 @@ class Trainer:
         run = self.config.run
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress,
                    dynamic_ncols=True, desc=self.run_dir.name)
-        summary: dict[str, Any] = {"run_dir": str(self.run_dir)}
+        peak = peak_flops(self.device, self.autocast_dtype)
+        flops_per_token = training_flops_per_token(self.config.model)
+        summary: dict[str, Any] = {"run_dir": str(self.run_dir), "peak_flops": peak.flops,
+                                   "peak_flops_source": peak.source}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
         keep_steps = checkpoint_steps(run.checkpoint_steps, self.total_steps)
@@ -404,11 +412,14 @@ class Trainer:
                     last = self.step == self.total_steps
                     record: dict[str, Any] = {}
                     if self.step % run.log_every == 0 or last:
-                        record.update(metrics, tokens_per_s=window_tokens / window_time)
+                        tokens_per_s = window_tokens / window_time
+                        # tokens_per_s counts the global batch, so the peak is every rank's
+                        record.update(metrics, tokens_per_s=tokens_per_s,
+                                      mfu=mfu(tokens_per_s, flops_per_token, peak.flops * self.ranks.world_size))
                         window_tokens, window_time = 0, 0.0
                         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", lr=f"{metrics['lr']:.2e}",
-                                        tok_s=f"{record['tokens_per_s']:.0f}")
-                    if self.step % run.eval_every == 0 and not last:
+                                        tok_s=f"{tokens_per_s:.0f}", mfu=f"{record['mfu']:.1%}")
+                    if self.step % run.eval_every == 0 or last:
                         record.update(self.evaluate())
                     self.elapsed = time.perf_counter() - start
                     if record:
@@ -425,7 +436,7 @@ class Trainer:
                 self._finish_wandb()
         if not summary["interrupted"]:
             try:
-                final = self.evaluate(max_batches=None)
+                final = {f"final_{key}": value for key, value in self.evaluate(max_batches=None).items()}
                 self.elapsed = time.perf_counter() - start
                 self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **final})
                 summary.update(final, checkpoint=str(self.checkpoint_path(self.step)))
