@@ -240,3 +240,9 @@ def run_eval_expression(expression: str, names: dict[str, float]) -> float:
     from cs336_basics.scaling.expressions import evaluate
 
     return evaluate(expression, names)
+
+
+def run_isoflop_fit(records: list[dict]) -> dict:
+    from cs336_basics.scaling.fit import isoflop_fit
+
+    return isoflop_fit(records)
