@@ -262,8 +262,11 @@ def measure_step_seconds(config: Any, repeats: int = 3) -> float:
 
 def dry_run_table(points: list[Point], workers: int, measure: bool = True) -> str:
     """The runs with their varied values, parameters, FLOPs and time estimated from a measured step."""
+    import torch
+
     from cs336_basics.config import to_dict
 
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, workers)))  # as each worker will run
     step_cache: dict[str, float] = {}
     rows, total = [], 0.0
     axes = list(points[0].values) if points else []
@@ -274,7 +277,7 @@ def dry_run_table(points: list[Point], workers: int, measure: bool = True) -> st
         n = run_numbers(p.config)
         key = json.dumps([to_dict(p.config)["model"], p.config.data.batch_size, p.config.data.grad_accum_steps])
         if measure and key not in step_cache:
-            step_cache[key] = measure_step_seconds(p.config)
+            step_cache[key] = measure_step_seconds(p.config, repeats=5)
         seconds = step_cache.get(key, math.nan) * n["steps"]
         total += 0.0 if math.isnan(seconds) else seconds
         rows.append([p.name, *(_label(v) for v in p.values.values()), f"{n['N']:,}", f"{n['N_total']:,}",
