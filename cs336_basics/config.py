@@ -307,17 +307,17 @@ def load_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
     return resolve_expressions(config if isinstance(config, TrainConfig) else from_dict(TrainConfig, config))
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A --config file: a JSON object of (nested) overrides."""
+def read_json(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A --config file (or another `what`): a JSON object of (nested) overrides."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist") from None
+        raise ValueError(f"{what} {path} does not exist") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
     return data
 
 

@@ -86,19 +86,13 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def load_spec(path_or_dict: str | Path | dict[str, Any]) -> Spec:
     """A checked Spec from a JSON file (its name defaults to the file's stem) or a dict."""
+    from cs336_basics.config import read_json
+
     if isinstance(path_or_dict, dict):
         data, default_name, where = path_or_dict, "sweep", "spec"
     else:
-        path = Path(path_or_dict)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ValueError(f"sweep spec {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"sweep spec {path} is not valid JSON: {e}") from None
-        default_name, where = path.stem, f"sweep spec {path}"
-    if not isinstance(data, dict):
-        raise ValueError(f"{where} must hold a JSON object")
+        data = read_json(path_or_dict, "sweep spec")
+        default_name, where = Path(path_or_dict).stem, f"sweep spec {path_or_dict}"
     if unknown := set(data) - SPEC_KEYS:
         raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(SPEC_KEYS)}")
     base = data.get("base", {})
@@ -130,18 +124,16 @@ def load_spec(path_or_dict: str | Path | dict[str, Any]) -> Spec:
 
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Overrides with dotted keys ({"model.d_model": 64}) or nested ones, as one nested dict."""
-    out: dict[str, Any] = {}
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for p in parents:
-            node = node.setdefault(p, {})
-        if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-            node[leaf] = deep_merge(node[leaf], nested(value))
-        else:
-            node[leaf] = nested(value) if isinstance(value, dict) else value
-    return out
+    """Overrides with dotted keys ({"model.d_model": 64}), nested ones, or both, as one nested dict."""
+    from cs336_basics.config import nest
+
+    def flatten(node: dict[str, Any], prefix: str) -> dict[str, Any]:
+        flat = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key: value})
+        return flat
+
+    return nest(flatten(overrides, ""))
 
 
 def deep_merge(base: dict, *updates: dict) -> dict:
