@@ -11,6 +11,7 @@ the flag `--model.d_model 256` is the one-key version. The resolved tree is writ
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import types
@@ -273,11 +274,14 @@ def merge(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
     """
     if isinstance(obj, TrainConfig):
         overrides, found = split_expressions(overrides)
-        return record_expressions(_merge(obj, overrides, prefix), overrides, found)
+        pending = set(found) | {f for f, r in obj.expressions.items() if "value" not in r}
+        return record_expressions(_merge(obj, overrides, prefix, frozenset(pending)), overrides, found)
     return _merge(obj, overrides, prefix)
 
 
-def _merge(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
+def _merge(obj: Any, overrides: dict[str, Any], prefix: str = "", pending: frozenset[str] = frozenset()) -> Any:
+    """merge() without the expression bookkeeping. A section with a pending expression may be inconsistent until
+    it is resolved (d_model changed, num_heads still the old value), so its own checks wait for resolve()."""
     types_ = _field_types(type(obj))
     changes = {}
     for key, value in overrides.items():
@@ -288,10 +292,18 @@ def _merge(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
         if _is_dataclass_type(tp):
             if not isinstance(value, dict):
                 raise ValueError(f"{name}: expected an object of fields, got {value!r}")
-            changes[key] = merge(getattr(obj, key), value, name + ".")
+            changes[key] = _merge(getattr(obj, key), value, name + ".", pending)
         else:
             changes[key] = coerce(value, tp, name)
-    return dataclasses.replace(obj, **changes)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except ValueError:
+        if not any(f.startswith(prefix) for f in pending) or not prefix:
+            raise
+        unchecked = copy.copy(obj)  # resolve_expressions checks the section again once its values are final
+        for key, value in changes.items():
+            object.__setattr__(unchecked, key, value)
+        return unchecked
 
 
 def to_dict(config: Any) -> dict[str, Any]:

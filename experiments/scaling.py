@@ -1,10 +1,10 @@
 """Compute-optimal scaling on the bundled Shakespeare at CPU scale: an IsoFLOP sweep and both Chinchilla fits.
 
-    uv run python experiments/scaling.py                 # ~15-25 min on a shared 2-core CPU (2 workers, 1 thread each)
+    uv run python experiments/scaling.py                 # ~20-30 min on a shared 2-core CPU (2 workers, 1 thread each)
     uv run python experiments/scaling.py --dry-run       # the table of runs and the time estimate only
 
-Four budgets C = 3e10 .. 1e12 FLOPs (1.5 decades), six model sizes per budget from a ladder of nine (each budget's
-window slides one rung up, so the expected optimum stays inside). Each run trains for C / (its training FLOPs per
+Four budgets C = 1e10 .. 3e11 FLOPs (1.5 decades), six to eight model sizes per budget from a ladder of ten (each budget's
+window slides up the ladder, so the expected optimum stays inside). Each run trains for C / (its training FLOPs per
 step) steps: `schedule.max_steps = "{C}/flops"`, an expression the sweep resolves per model. The sweep lives in
 runs/scaling/isoflop/ (restartable: rerunning skips finished runs); results/scaling/ gets the spec, sweep.csv and
 fits.json; learning_curves/ the IsoFLOP, optimum and Pareto plots and the training curves of each budget.
@@ -21,16 +21,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-BUDGETS = [3e10, 1e11, 3e11, 1e12]
-# (d_model, num_layers): non-embedding parameters from 3.1k to 590k at vocab 512, context 64.
-LADDER = [(16, 1), (24, 1), (32, 1), (32, 2), (48, 2), (64, 2), (64, 3), (96, 3), (128, 3)]
-SIZES_PER_BUDGET = 6
+BUDGETS = [1e10, 3e10, 1e11, 3e11]
+# (d_model, num_layers): non-embedding parameters from 0.8k to 330k at vocab 512, context 64.
+LADDER = [(8, 1), (12, 1), (16, 1), (24, 1), (32, 1), (32, 2), (48, 2), (64, 2), (64, 3), (96, 3)]
+# Each budget's window of rungs [first, last): six sizes, widened downwards where the first pass (six sizes from
+# rungs 0, 2, 3, 4) found the smallest size best, so that the minimum is bracketed.
+WINDOWS = [(0, 6), (0, 8), (2, 9), (4, 10)]
 
 
 def spec() -> dict:
     zipped: dict[str, list] = {"C": [], "model.d_model": [], "model.num_layers": []}
-    for i, c in enumerate(BUDGETS):
-        for d, layers in LADDER[i: i + SIZES_PER_BUDGET]:
+    for (first, last), c in zip(WINDOWS, BUDGETS):
+        for d, layers in LADDER[first:last]:
             zipped["C"].append(c)
             zipped["model.d_model"].append(d)
             zipped["model.num_layers"].append(layers)

@@ -173,6 +173,16 @@ def test_expressions_resolve_in_dependency_order_and_are_recorded():
     assert load_config(json.loads(json.dumps(saved))) == c  # config.json round trip
 
 
+def test_a_section_may_be_inconsistent_until_its_expression_is_resolved():
+    # The preset has d_model 128 with 4 heads; d_model 12 with the old 4 heads would be refused (head dim 3).
+    c = resolve("shakespeare", overrides={"model": {"d_model": 12, "num_heads": "max(1, d/16)"}})
+    assert (c.model.d_model, c.model.num_heads) == (12, 1)
+    with pytest.raises(ValueError, match=r"head dimension, got d_model/num_heads = 3 \(from model.num_heads = '4'"):
+        resolve("shakespeare", overrides={"model": {"d_model": 12, "num_heads": "4"}})
+    with pytest.raises(ValueError, match="head dimension, got d_model/num_heads = 3$"):
+        resolve("shakespeare", overrides={"model": {"d_model": 12, "num_heads": 4}})  # no expression: as before
+
+
 def test_a_later_plain_value_replaces_an_expression(tmp_path):
     file = tmp_path / "run.json"
     file.write_text(json.dumps({"schedule": {"max_steps": "3e9/flops"}}))

@@ -304,6 +304,8 @@ def resolve_expressions(config: Any) -> Any:
 
     records = {k: dict(v) for k, v in config.expressions.items()}
     pending = {field: r["expression"] for field, r in records.items() if "value" not in r}
+    if not pending:
+        return config
     fields = flat_fields()
     while pending:
         ready = {f: e for f, e in pending.items() if not _blockers(e, pending)}
@@ -324,7 +326,30 @@ def resolve_expressions(config: Any) -> Any:
         except ValueError as e:  # e.g. the model's own checks on a resolved width
             resolved = ", ".join(f"{f} = {records[f]['expression']!r} = {v!r}" for f, v in values.items())
             raise ValueError(f"{e} (from {resolved})") from None
+    _check_sections(config, records)
     return config
+
+
+def _check_sections(config: Any, records: dict[str, Any]) -> None:
+    """Run every section's own checks (ModelConfig.__post_init__, ...) on the final values: while an expression was
+    pending, a section could hold an inconsistent mix of old and new values without being checked."""
+    import dataclasses
+
+    def check_tree(obj: Any) -> None:
+        for f in dataclasses.fields(obj):
+            if dataclasses.is_dataclass(value := getattr(obj, f.name)):
+                check_tree(value)
+        dataclasses.replace(obj)  # runs __post_init__
+
+    for f in dataclasses.fields(config):
+        section = getattr(config, f.name)
+        if dataclasses.is_dataclass(section):
+            try:
+                check_tree(section)
+            except ValueError as e:
+                used = ", ".join(f"{k} = {r['expression']!r} = {r['value']!r}" for k, r in records.items()
+                                 if k.startswith(f.name + "."))
+                raise ValueError(f"{e}" + (f" (from {used})" if used else "")) from None
 
 
 def explain_error(config: Any, error: ValueError) -> ValueError:

@@ -420,12 +420,18 @@ def run_sweep(spec: Spec, workers: int | None = None, progress: bool = True) -> 
                                      initargs=(threads,)) as pool:
                 futures = {pool.submit(train_point, to_dict(p.config), str(spec.sweep_dir / p.name)): p
                            for p in todo}
-                for future in as_completed(futures):
-                    try:
-                        result = future.result()
-                    except Exception as e:  # noqa: BLE001 - the worker process itself died
-                        result = {"status": "failed", "error": " ".join(f"{type(e).__name__}: {e}".split())}
-                    finished(futures[future], result)
+                try:
+                    for future in as_completed(futures):
+                        try:
+                            result = future.result()
+                        except Exception as e:  # noqa: BLE001 - the worker process itself died
+                            result = {"status": "failed", "error": " ".join(f"{type(e).__name__}: {e}".split())}
+                        finished(futures[future], result)
+                except KeyboardInterrupt:
+                    # Start nothing new; the running runs got the Ctrl-C too and stop at a checkpoint.
+                    for future in futures:
+                        future.cancel()
+                    raise
     finally:
         bar.close()
         write_csv(points, results, csv_path)
