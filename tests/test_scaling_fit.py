@@ -80,6 +80,20 @@ def test_parametric_fit_is_exact_without_noise():
     assert fit["alpha"] == pytest.approx(0.34, abs=2e-3) and fit["beta"] == pytest.approx(0.28, abs=2e-3)
 
 
+def test_bracketed_only_drops_budgets_whose_minimum_is_extrapolated():
+    records = synthetic(0.34, 0.28, noise=0.0, sizes=7)
+    c_low = BUDGETS[0]
+    sizes_low = sorted(r["N"] for r in records if r["C"] == c_low)
+    # At the lowest budget keep only the three sizes above the optimum: its vertex now lies left of its runs.
+    shifted = [r for r in records if r["C"] != c_low or r["N"] >= sizes_low[4]]
+    every = isoflop_fit(shifted, bootstrap=0)
+    bracketed = isoflop_fit(shifted, bootstrap=0, bracketed_only=True)
+    assert [m["inside"] for m in every["minima"]] == [False] + [True] * (len(BUDGETS) - 1)
+    assert [m["C"] for m in bracketed["minima"]] == BUDGETS[1:]
+    with pytest.raises(ValueError, match="with its minimum inside"):
+        isoflop_fit([r for r in shifted if r["C"] in BUDGETS[:2]], bootstrap=0, bracketed_only=True)
+
+
 def test_fits_refuse_too_little_data():
     with pytest.raises(ValueError, match="needs >= 2 budgets with >= 3 model sizes"):
         isoflop_fit([{"N": 1, "D": 1, "C": 1, "loss": 1}] * 3)

@@ -72,13 +72,22 @@ def power_law(c: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 
 def isoflop_fit(records: list[dict[str, Any]], bootstrap: int = 200, seed: int = 0, tokens: str = "interpolate",
-                level: float = 0.95) -> dict[str, Any]:
+                level: float = 0.95, bracketed_only: bool = False) -> dict[str, Any]:
     """Approach 2: the per-budget minima and the power laws N_opt = k_N C^a, D_opt = k_D C^b, with bootstrap
-    intervals (runs resampled with replacement within each budget; resamples with < 2 usable budgets are dropped)."""
-    minima = isoflop_minima(records, tokens)
+    intervals (runs resampled with replacement within each budget; resamples with < 2 usable budgets are dropped).
+
+    bracketed_only: use only budgets whose vertex lies within their runs' range of N (no extrapolated minima).
+    """
+
+    def minima_of(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        found = isoflop_minima(runs, tokens)
+        return [m for m in found if m["inside"]] if bracketed_only else found
+
+    minima = minima_of(records)
     if len(minima) < 2:
-        raise ValueError(f"an IsoFLOP fit needs >= 2 budgets with >= 3 model sizes each and a convex loss curve; "
-                         f"got {len(minima)} usable budget(s) from {len(records)} runs")
+        raise ValueError(f"an IsoFLOP fit needs >= 2 budgets with >= 3 model sizes each and a convex loss curve"
+                         f"{' with its minimum inside' if bracketed_only else ''}; got {len(minima)} usable "
+                         f"budget(s) from {len(records)} runs")
     c = np.array([m["C"] for m in minima])
     k_n, a = power_law(c, np.array([m["N_opt"] for m in minima]))
     k_d, b = power_law(c, np.array([m["D_opt"] for m in minima]))
@@ -89,7 +98,7 @@ def isoflop_fit(records: list[dict[str, Any]], bootstrap: int = 200, seed: int =
         samples = []
         for _ in range(bootstrap):
             resampled = [g[i] for g in groups for i in rng.integers(0, len(g), len(g))]
-            m = isoflop_minima(resampled, tokens)
+            m = minima_of(resampled)
             if len(m) >= 2 and len({x["C"] for x in m}) >= 2:
                 cc = np.array([x["C"] for x in m])
                 samples.append((power_law(cc, np.array([x["N_opt"] for x in m]))[1],

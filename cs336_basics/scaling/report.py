@@ -73,6 +73,7 @@ def analyze(csv_path: str | Path, out_dir: str | Path, budget_column: str | None
         records = fit_records(rows, convention, budget_column, loss)
         entry: dict[str, Any] = {}
         for name, fit in (("isoflop", lambda: isoflop_fit(records, bootstrap)),
+                          ("isoflop_bracketed", lambda: isoflop_fit(records, bootstrap, bracketed_only=True)),
                           ("parametric", lambda: parametric_fit(records, bootstrap=min(bootstrap, 100)))):
             try:
                 entry[name] = fit()
@@ -93,19 +94,20 @@ def analyze(csv_path: str | Path, out_dir: str | Path, budget_column: str | None
 def summary_text(fits: dict[str, Any]) -> str:
     """The fitted exponents as a small table, with intervals."""
     lines = [f"{fits['runs']} finished runs, loss = {fits['loss']}",
-             f"{'convention':<15} {'approach':<11} {'a (N_opt ~ C^a)':<24} {'b (D_opt ~ C^b)':<24}"]
+             f"{'convention':<15} {'approach':<17} {'a (N_opt ~ C^a)':<24} {'b (D_opt ~ C^b)':<24}"]
     for convention, entry in fits["conventions"].items():
-        for name in ("isoflop", "parametric"):
+        for name in ("isoflop", "isoflop_bracketed", "parametric"):
             fit = entry[name]
             if "error" in fit:
-                lines.append(f"{convention:<15} {name:<11} {fit['error']}")
+                lines.append(f"{convention:<15} {name:<17} {fit['error']}")
                 continue
             cells = []
             for k in ("a", "b"):
                 ci = fit.get(f"{k}_ci")
                 cells.append(f"{fit[k]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
-            lines.append(f"{convention:<15} {name:<11} {cells[0]:<24} {cells[1]:<24}")
-    lines.append(f"Chinchilla (approach 2): a = {CHINCHILLA['a']}, b = {CHINCHILLA['b']}")
+            lines.append(f"{convention:<15} {name:<17} {cells[0]:<24} {cells[1]:<24}")
+    lines.append(f"isoflop_bracketed: only budgets whose minimum lies inside their range of N. "
+                 f"Chinchilla (approach 2): a = {CHINCHILLA['a']}, b = {CHINCHILLA['b']}")
     return "\n".join(lines)
 
 
