@@ -11,7 +11,6 @@ by benchmarks/corpora.py), and "tinystories" / "owt" when data/TinyStoriesV2-GPT
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for benchmarks.corpora; the package itself is installed
 
 from benchmarks.corpora import python_stdlib  # noqa: E402
-from cs336_basics.scaling.sweep import deep_merge  # noqa: E402, F401 - nested dicts merged, later values win
+from cs336_basics.scaling.sweep import deep_merge  # noqa: E402 - re-exported for the experiment scripts
 
 CODE_CORPUS_BYTES = 30_000_000  # the first 30 MB of the standard library in path order (of ~31.5 MB), no repetition
 

@@ -15,7 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs336_basics.scaling.fit import chinchilla_loss, isoflop_fit, isoflop_minima, lower_convex_hull, parametric_fit
+from cs336_basics.scaling.fit import (
+    chinchilla_loss,
+    isoflop_fit,
+    isoflop_minima,
+    lower_convex_hull,
+    parametric_fit,
+)
 from tests.adapters import run_isoflop_fit
 
 REPO = Path(__file__).resolve().parents[1]

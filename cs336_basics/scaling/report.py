@@ -72,11 +72,11 @@ def analyze(csv_path: str | Path, out_dir: str | Path, budget_column: str | None
     for convention in CONVENTIONS:
         records = fit_records(rows, convention, budget_column, loss)
         entry: dict[str, Any] = {}
-        for name, fit in (("isoflop", lambda: isoflop_fit(records, bootstrap)),
-                          ("isoflop_bracketed", lambda: isoflop_fit(records, bootstrap, bracketed_only=True)),
-                          ("parametric", lambda: parametric_fit(records, bootstrap=min(bootstrap, 100)))):
+        for name, fit, kwargs in (("isoflop", isoflop_fit, {"bootstrap": bootstrap}),
+                                  ("isoflop_bracketed", isoflop_fit, {"bootstrap": bootstrap, "bracketed_only": True}),
+                                  ("parametric", parametric_fit, {"bootstrap": min(bootstrap, 100)})):
             try:
-                entry[name] = fit()
+                entry[name] = fit(records, **kwargs)
             except ValueError as e:
                 entry[name] = {"error": str(e)}
         fits["conventions"][convention] = entry
