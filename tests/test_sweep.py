@@ -182,7 +182,7 @@ def test_modal_backend_builds_one_call_per_point_without_running(tmp_path, cache
     class FakeFunction:  # stands in for Modal's remote function: records the call list, answers like the Trainer
         def starmap(self, args, return_exceptions):
             seen["calls"], seen["return_exceptions"] = list(args), return_exceptions
-            return [{"val_loss": 1.0, "val_bpb": 0.5, "time": 3.0}, RuntimeError("GPU lost"), *[{}] * 2]
+            return [{"final_val_loss": 1.0, "final_val_bpb": 0.5, "time": 3.0}, RuntimeError("GPU lost"), *[{}] * 2]
 
     class FakeApp:
         def run(self):

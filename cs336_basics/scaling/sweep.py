@@ -321,7 +321,7 @@ def train_point(config: dict[str, Any], run_dir: str, threads: int | None = None
         summary = trainer.train()
         if summary.get("interrupted"):
             return {"status": "interrupted", "resumed_from": resumed_from}
-        final = summary if "val_bpb" in summary else trainer.evaluate(max_batches=None)
+        final = final_metrics(summary) or trainer.evaluate(max_batches=None)  # a finished run resumed: no summary
         result = {"status": "done", "val_loss": final["val_loss"], "val_bpb": final["val_bpb"],
                   "wall_s": round(trainer.elapsed, 3), "resumed_from": resumed_from,
                   "bytes_per_token": trainer.data.valid_bytes_per_token}
@@ -330,6 +330,14 @@ def train_point(config: dict[str, Any], run_dir: str, threads: int | None = None
         result = {"status": "failed", "error": message, "wall_s": round(time.perf_counter() - start, 3)}
     write_text_atomic(run / RESULT_FILE, json.dumps(result, indent=2) + "\n")
     return result
+
+
+def final_metrics(summary: dict[str, Any]) -> dict[str, float] | None:
+    """The whole-validation-set loss and bits per byte of a Trainer summary (final_val_* or, older, val_*)."""
+    for prefix in ("final_", ""):
+        if f"{prefix}val_bpb" in summary:
+            return {"val_loss": summary[f"{prefix}val_loss"], "val_bpb": summary[f"{prefix}val_bpb"]}
+    return None
 
 
 def _init_worker(threads: int) -> None:
@@ -467,9 +475,8 @@ def run_modal(spec: Spec) -> list[dict[str, Any]]:
     points = resolve_points(spec)
     results = {}
     for p, summary in zip(points, summaries):
-        if isinstance(summary, dict) and "val_bpb" in summary:
-            results[p.name] = {"status": "done", "val_loss": summary["val_loss"], "val_bpb": summary["val_bpb"],
-                               "wall_s": summary.get("time")}
+        if isinstance(summary, dict) and (final := final_metrics(summary)):
+            results[p.name] = {"status": "done", **final, "wall_s": summary.get("time")}
         else:
             results[p.name] = {"status": "failed", "error": " ".join(str(summary).split())}
     write_csv(points, results, spec.sweep_dir / "sweep.csv")
