@@ -49,6 +49,8 @@ FIELD_HELP: dict[str, str] = {
     "run.eval_every": "steps between validation evaluations",
     "run.eval_batches": "validation batches per periodic evaluation (none = the whole split)",
     "run.checkpoint_every": "steps between checkpoints (one is also written at the end)",
+    "run.checkpoint_steps": "extra steps to checkpoint and keep, a list or an expression (none = no extra steps)",
+    "run.keep_checkpoints": "keep only the newest N checkpoints plus checkpoint_steps' (none = keep all)",
     "run.checkpoint_minutes": "also checkpoint when this many minutes passed since the last one (none = off)",
     "run.init_from": "start from the weights of this run or checkpoint (new optimizer and schedule: fine-tuning)",
     "run.wandb": "also log to Weights & Biases",

@@ -231,3 +231,27 @@ def run_train_bpe(
     input_path: str | os.PathLike, vocab_size: int, special_tokens: list[str], **kwargs
 ) -> tuple[dict[int, bytes], list[tuple[bytes, bytes]]]:
     return train_bpe(input_path, vocab_size, special_tokens, **kwargs)
+
+
+# --- scaling: expression hyperparameters and compute-optimal fits ------------------------------------------------
+
+
+def run_eval_expression(expression: str, names: dict[str, float]) -> float:
+    from cs336_basics.scaling.expressions import evaluate
+
+    return evaluate(expression, names)
+
+
+def run_isoflop_fit(records: list[dict]) -> dict:
+    from cs336_basics.scaling.fit import isoflop_fit
+
+    return isoflop_fit(records)
+
+
+# --- Per-token analysis (issue 10): KL between next-token distributions --------------------------------------------
+
+
+def run_token_kl(logits_p: Float[Tensor, "... vocab"], logits_q: Float[Tensor, "... vocab"]) -> Float[Tensor, "..."]:
+    from cs336_basics.analysis.divergence import logits_kl
+
+    return logits_kl(logits_p, logits_q)
