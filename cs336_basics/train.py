@@ -124,7 +124,12 @@ def _main(argv: list[str] | None) -> int:
                 return 0
         else:
             if config.run.name is None:
-                config = merge(config, {"run": {"name": f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"}})
+                name = base = f"{args.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+                for n in range(2, 1000):  # two runs started within one second get distinct names
+                    if not (Path(config.run.out_dir) / name).exists():
+                        break
+                    name = f"{base}-{n}"
+                config = merge(config, {"run": {"name": name}})
             trainer = Trainer(config)
     except ValueError as e:
         parser.error(str(e))
