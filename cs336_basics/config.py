@@ -374,8 +374,9 @@ def validate(config: TrainConfig) -> None:
     if config.data.valid_path is None and not 0.0 < config.data.valid_fraction < 1.0:
         raise ValueError(f"data.valid_fraction must be in (0, 1), got {config.data.valid_fraction}")
     if config.data.tokenizer == "bytes" and config.model.vocab_size != 257:
-        raise ValueError(f"data.tokenizer 'bytes' has 256 byte ids + 1 special token ({config.data.special_token}), "
-                         f"so model.vocab_size must be 257, got {config.model.vocab_size}")
+        raise ValueError(f"data.tokenizer 'bytes' has 256 byte ids + 1 special token "
+                         f"({config.data.special_token}), so model.vocab_size must be 257, got "
+                         f"{config.model.vocab_size}")
     if config.data.tokenizer == "bytes" and config.data.tokenizer_dir is not None:
         raise ValueError("data.tokenizer_dir loads a BPE tokenizer; leave it unset with data.tokenizer 'bytes'")
     if config.model.arch == "spacebyte" and config.data.tokenizer != "bytes":

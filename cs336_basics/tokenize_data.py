@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to encode")
-    parser.add_argument("--tokenizer", required=True, help="directory written by train_bpe or a run's tokenizer/ (BPE or bytes)")
+    parser.add_argument("--tokenizer", required=True,
+                        help="directory written by train_bpe, or a run's tokenizer/ (BPE or bytes)")
     parser.add_argument("--output", required=True, help="the .npy file to write")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     args = parser.parse_args(argv)

@@ -44,7 +44,7 @@ Batch = tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]
 
 
 def token_byte_lengths(tokenizer, vocab_size: int) -> Int[Tensor, " vocab_size"]:
-    """UTF-8 bytes of each token id's text: len(vocab[id]); 0 for special tokens and for ids past the vocabulary."""
+    """UTF-8 bytes of each token id's text: len(vocab[id]); 0 for special tokens and ids past the vocabulary."""
     lengths = torch.zeros(vocab_size, dtype=torch.long)
     specials = {tokenizer.special_token_id(t) for t in tokenizer.special_tokens}
     for i, token in tokenizer.vocab.items():
@@ -215,9 +215,9 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, max_batches: int | None = -1) -> dict[str, float]:
-        """Mean loss over fixed validation windows and bits per byte = Σ nats / (ln 2 · Σ UTF-8 bytes), both sums
-        over the predicted targets that are text (see `score`). max_batches=-1 uses config.run.eval_batches; None
-        covers the whole validation set.
+        """Mean loss over fixed validation windows and bits per byte = Σ nats / (ln 2 · Σ UTF-8 bytes), both
+        sums over the predicted targets that are text (see `score`). max_batches=-1 uses config.run.eval_batches;
+        None covers the whole validation set.
         """
         if max_batches == -1:
             max_batches = self.config.run.eval_batches

@@ -1,9 +1,11 @@
 """Tokenizer-free vs subword models at equal training compute (issue 8; SpaceByte, Slagle 2024, Table 1 in small).
 
-    uv run python experiments/bytes_vs_subword.py [--budget 5e11] [--datasets shakespeare code] [--force]
+    uv run python experiments/bytes_vs_subword.py --datasets shakespeare            # the grid: 2 sizes each
+    uv run python experiments/bytes_vs_subword.py --datasets code --sizes s         # the smaller size only
+    (options: --budget FLOPS, --archs ..., --force; the summary covers every finished run at the budget)
 
 On each corpus (the first 2 MB of the bundled Shakespeare and of the Python-stdlib code corpus, 5% held out), trains
-five architectures at the same training-FLOP budget, each at a small grid of sizes:
+five architectures at the same training-FLOP budget (2e11 by default), each at a small grid of sizes:
 
     subword      Transformer over the corpus's own 1,024-token BPE, context 64 tokens
     bytes        Transformer over bytes, full causal attention, context 256 bytes
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,6 +37,7 @@ from typing import Any
 from common import ROOT, dataset_overrides, deep_merge, write_results
 
 EXPERIMENT = "bytes_vs_subword"
+BUDGET = 2e11  # training FLOPs per run: ~1.5 min per run on one core of the shared 2-core machine
 MAX_BYTES = 2_000_000
 BYTE_CONTEXT, SUBWORD_CONTEXT, BATCH = 256, 64, 16
 SB = {"global_context": 64, "num_local_heads": 2}
@@ -84,9 +88,10 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
     out_dir = Path("runs") / f"{EXPERIMENT}-{dataset}"
     run_dir = out_dir / f"{arch}-{size}"
     outcome_path = run_dir / "outcome.json"
-    if outcome_path.is_file() and not force:
+    if outcome_path.is_file() and not force and json.loads(outcome_path.read_text()).get("budget") == budget:
         print(f"{run_dir}: done before, reusing it", flush=True)
         return json.loads(outcome_path.read_text())
+    shutil.rmtree(run_dir, ignore_errors=True)
     settings = run_settings(arch, model, dataset)
     config = resolve(None, overrides=settings)
     prepared = prepare_data(config.data, config.model.vocab_size, progress=False)
@@ -103,9 +108,10 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     left_out = [r["left_out_frac"] for r in records if "left_out_frac" in r]
     outcome = {
-        "arch": arch, "size": size, "dataset": dataset, "model": settings["model"],
+        "arch": arch, "size": size, "dataset": dataset, "budget": budget, "model": settings["model"],
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
-        "bytes_per_token": bytes_per_token, "steps": steps,
+        "status": "finished", "bytes_per_token": bytes_per_token, "steps": steps,
+        "tokens_per_step": BATCH * config.model.context_length,
         "train_bytes": steps * bytes_per_step, "training_flops": steps * bytes_per_step * per_byte["training"],
         "inference_flops_per_byte": per_byte["inference"], "training_flops_per_byte": per_byte["training"],
         "val_bpb": summary["val_bpb"], "val_loss": summary["val_loss"],
@@ -170,8 +176,8 @@ def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list
 
 
 def table(best: dict[tuple[str, str], dict], datasets: list[str], budget: float) -> str:
-    lines = [f"Validation bits per byte at {budget:.0e} training FLOPs (best of {len(GRID['bytes'])} sizes each; "
-             "inference FLOPs per byte of that size)", "",
+    lines = [f"Validation bits per byte at {budget:.0e} training FLOPs (the best of the sizes trained, named in "
+             "brackets; inference FLOPs per byte and parameters of that size)", "",
              "| architecture | " + " | ".join(f"{d} bpb | {d} FLOPs/byte | {d} params" for d in datasets)
              + " | paper (PG-19, 1e19 FLOPs) |",
              "|---" * (2 + 3 * len(datasets)) + "|"]
@@ -189,9 +195,11 @@ def main() -> None:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", type=float, default=5e11, help="training FLOPs per run (default: %(default)g)")
+    p.add_argument("--budget", type=float, default=BUDGET, help="training FLOPs per run (default: %(default)g)")
     p.add_argument("--datasets", nargs="+", default=["shakespeare", "code"], choices=["shakespeare", "code"])
     p.add_argument("--archs", nargs="+", default=list(GRID), choices=list(GRID))
+    p.add_argument("--sizes", nargs="+", default=["s", "m"], choices=["s", "m"],
+                   help="sizes of the grid to train now (the summary takes every finished run at this budget)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
     p.add_argument("--force", action="store_true", help="retrain runs that already finished")
     args = p.parse_args()
@@ -201,24 +209,35 @@ def main() -> None:
 
     os.chdir(ROOT)
     torch.set_num_threads(args.threads)
-    outcomes = []
     for dataset in args.datasets:
         for arch in args.archs:
             for size, model in GRID[arch]:
-                outcomes.append(train_one(arch, size, model, dataset, args.budget, args.force))
+                if size in args.sizes:
+                    train_one(arch, size, model, dataset, args.budget, args.force)
+    outcomes = []
+    for path in sorted(Path("runs").glob(f"{EXPERIMENT}-*/*/outcome.json")):
+        outcome = json.loads(path.read_text())
+        if outcome.get("budget") == args.budget:
+            # the fields experiments/experiment_log.py reads (runs of an earlier version of this script lack them)
+            outcome.setdefault("status", "finished")
+            outcome.setdefault("tokens_per_step", BATCH * outcome["model"]["context_length"])
+            path.write_text(json.dumps(outcome, indent=2) + "\n")
+            outcomes.append(outcome)
+    datasets = [d for d in ["shakespeare", "code"] if any(o["dataset"] == d for o in outcomes)]
     best: dict[tuple[str, str], dict] = {}
     for o in outcomes:
         key = (o["arch"], o["dataset"])
         if key not in best or o["val_bpb"] < best[key]["val_bpb"]:
             best[key] = o
-    plot(outcomes, best, args.datasets)
-    text = table(best, args.datasets, args.budget)
+    plot(outcomes, best, datasets)
+    text = table(best, datasets, args.budget)
     print(text)
     write_results(EXPERIMENT, {"budget_training_flops": args.budget, "runs": outcomes,
                                "best": {f"{a}/{d}": o["size"] for (a, d), o in best.items()}})
     Path("results", f"{EXPERIMENT}.md").write_text(
         text + "\n\nReproduce: uv run python experiments/bytes_vs_subword.py"
-        + (f" --budget {args.budget:g}" if args.budget != 5e11 else "") + "\n")
+        + (f" --budget {args.budget:g}" if args.budget != BUDGET else "")
+        + "; uv run python experiments/bytes_vs_subword.py --datasets code --sizes s\n")
     if any(not math.isfinite(o["val_bpb"]) for o in outcomes):
         sys.exit("some run diverged")
 

@@ -200,7 +200,8 @@ class SpaceByteLM(nn.Module):
         g = self.global_in(x.gather(1, index[..., None].expand(-1, -1, d_local)))  # (B, P, d_model)
         for i, layer in enumerate(self.global_layers):
             g = layer(g, positions, None if caches is None else caches[i])
-        update = self.global_out(self.global_norm(g)) * valid[..., None].to(x.dtype)  # (B, P, d_local)
+        update = self.global_out(self.global_norm(g)).to(x.dtype) * valid[..., None]  # (B, P, d_local)
+        # (cast: under bf16 autocast the update is bf16 while the residual stream may be float32)
         return x.scatter_add(1, index[..., None].expand(-1, -1, d_local), update)
 
     def _forward_row(self, ids: Int[Tensor, " 1 seq"], cache: _RowCache) -> Float[Tensor, " 1 seq vocab_size"]:

@@ -5,4 +5,5 @@ from cs336_basics.tokenizer.bytes import ByteTokenizer, load_tokenizer
 from cs336_basics.tokenizer.tokenizer import EncodeResult, Tokenizer, encode_file
 from cs336_basics.tokenizer.train_bpe import train_bpe, train_bpe_naive
 
-__all__ = ["ByteTokenizer", "EncodeResult", "Tokenizer", "encode_file", "load_tokenizer", "train_bpe", "train_bpe_naive"]
+__all__ = ["ByteTokenizer", "EncodeResult", "Tokenizer", "encode_file", "load_tokenizer", "train_bpe",
+           "train_bpe_naive"]
