@@ -86,7 +86,7 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
     from cs336_basics.trainer import Trainer
 
     out_dir = Path("runs") / f"{EXPERIMENT}-{dataset}"
-    run_dir = out_dir / f"{arch}-{size}"
+    run_dir = out_dir / (f"{arch}-{size}" + budget_suffix(budget))
     outcome_path = run_dir / "outcome.json"
     if outcome_path.is_file() and not force and json.loads(outcome_path.read_text()).get("budget") == budget:
         print(f"{run_dir}: done before, reusing it", flush=True)
@@ -124,16 +124,22 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
     return outcome
 
 
+def budget_suffix(budget: float) -> str:
+    """"" at the default budget, else e.g. "-6e+11": runs and summaries of other budgets get their own names."""
+    return "" if budget == BUDGET else f"-{budget:.0e}"
+
+
 def curve_points(outcome: dict) -> tuple[list[float], list[float]]:
     """(training FLOPs, val bpb) at each periodic evaluation and the final one."""
-    run_dir = Path("runs") / f"{EXPERIMENT}-{outcome['dataset']}" / f"{outcome['arch']}-{outcome['size']}"
+    run_dir = Path("runs") / f"{EXPERIMENT}-{outcome['dataset']}" / (f"{outcome['arch']}-{outcome['size']}"
+                                                                       + budget_suffix(outcome["budget"]))
     flops_per_step = outcome["training_flops"] / outcome["steps"]
     points = [(r["step"] * flops_per_step, r["val_bpb"]) for r in map(json.loads, (run_dir / "metrics.jsonl")
                                                                         .read_text().splitlines()) if "val_bpb" in r]
     return [p[0] for p in points], [p[1] for p in points]
 
 
-def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list[str]) -> None:
+def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list[str], suffix: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,11 +155,11 @@ def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list
         ax.set_xscale("log")
         ax.set_xlabel("training FLOPs")
         ax.set_ylabel("validation bits per byte")
-        ax.set_title(f"equal training compute, {dataset} (best size of each)")
+        ax.set_title(f"{outcomes[0]['budget']:.0e} training FLOPs each, {dataset} (best size of each)")
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()
-        fig.savefig(f"learning_curves/{EXPERIMENT}_{dataset}.png", dpi=120)
+        fig.savefig(f"learning_curves/{EXPERIMENT}_{dataset}{suffix}.png", dpi=120)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     markers = {"shakespeare": "o", "code": "s"}
@@ -168,10 +174,10 @@ def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list
     ax.set_xscale("log")
     ax.set_xlabel("inference FLOPs per byte")
     ax.set_ylabel("validation bits per byte")
-    ax.set_title("every run at the same training budget")
+    ax.set_title(f"every run at {outcomes[0]['budget']:.0e} training FLOPs")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(f"learning_curves/{EXPERIMENT}_flops.png", dpi=120)
+    fig.savefig(f"learning_curves/{EXPERIMENT}_flops{suffix}.png", dpi=120)
     plt.close(fig)
 
 
@@ -229,15 +235,17 @@ def main() -> None:
         key = (o["arch"], o["dataset"])
         if key not in best or o["val_bpb"] < best[key]["val_bpb"]:
             best[key] = o
-    plot(outcomes, best, datasets)
+    suffix = budget_suffix(args.budget).replace("-", "_")
+    plot(outcomes, best, datasets, suffix)
     text = table(best, datasets, args.budget)
     print(text)
-    write_results(EXPERIMENT, {"budget_training_flops": args.budget, "runs": outcomes,
+    write_results(EXPERIMENT + suffix, {"budget_training_flops": args.budget, "runs": outcomes,
                                "best": {f"{a}/{d}": o["size"] for (a, d), o in best.items()}})
-    Path("results", f"{EXPERIMENT}.md").write_text(
+    Path("results", f"{EXPERIMENT}{suffix}.md").write_text(
         text + "\n\nReproduce: uv run python experiments/bytes_vs_subword.py"
-        + (f" --budget {args.budget:g}" if args.budget != BUDGET else "")
-        + "; uv run python experiments/bytes_vs_subword.py --datasets code --sizes s\n")
+        + (f" --budget {args.budget:g} --datasets {' '.join(datasets)} --sizes {' '.join(args.sizes)}\n"
+           if args.budget != BUDGET else
+           "; uv run python experiments/bytes_vs_subword.py --datasets code --sizes s\n"))
     if any(not math.isfinite(o["val_bpb"]) for o in outcomes):
         sys.exit("some run diverged")
 
