@@ -124,6 +124,20 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
     return outcome
 
 
+def unigram_bpb(dataset: str) -> float:
+    """A reference point: bits per byte of the validation text under the training text's byte frequencies."""
+    import numpy as np
+
+    from cs336_basics.config import resolve
+    from cs336_basics.corpus import prepare_data
+
+    config = resolve(None, overrides=run_settings("bytes", GRID["bytes"][0][1], dataset))
+    prepared = prepare_data(config.data, config.model.vocab_size, progress=False)
+    train, valid = (np.load(path) for path in (prepared.train_tokens, prepared.valid_tokens))
+    counts = np.bincount(train[train < 256], minlength=256) + 1.0  # add-one: no byte has probability 0
+    return float(-np.log2(counts[valid[valid < 256]] / counts.sum()).mean())
+
+
 def budget_suffix(budget: float) -> str:
     """"" at the default budget, else e.g. "-6e+11": runs and summaries of other budgets get their own names."""
     return "" if budget == BUDGET else f"-{budget:.0e}"
@@ -151,7 +165,9 @@ def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list
         for arch in GRID:
             if (arch, dataset) in best:
                 xs, ys = curve_points(best[(arch, dataset)])
-                ax.plot(xs, ys, marker=".", label=f"{arch} ({best[(arch, dataset)]['size']})")
+                # periodic points: the first run.eval_batches batches; the star: the whole validation split
+                line, = ax.plot(xs[:-1], ys[:-1], marker=".", label=f"{arch} ({best[(arch, dataset)]['size']})")
+                ax.plot(xs[-1:], ys[-1:], marker="*", markersize=11, color=line.get_color())
         ax.set_xscale("log")
         ax.set_xlabel("training FLOPs")
         ax.set_ylabel("validation bits per byte")
@@ -181,7 +197,7 @@ def plot(outcomes: list[dict], best: dict[tuple[str, str], dict], datasets: list
     plt.close(fig)
 
 
-def table(best: dict[tuple[str, str], dict], datasets: list[str], budget: float) -> str:
+def table(best: dict[tuple[str, str], dict], datasets: list[str], budget: float, unigram: dict[str, float]) -> str:
     lines = [f"Validation bits per byte at {budget:.0e} training FLOPs (the best of the sizes trained, named in "
              "brackets; inference FLOPs per byte and parameters of that size)", "",
              "| architecture | " + " | ".join(f"{d} bpb | {d} FLOPs/byte | {d} params" for d in datasets)
@@ -194,6 +210,8 @@ def table(best: dict[tuple[str, str], dict], datasets: list[str], budget: float)
             cells += ([f"{o['val_bpb']:.3f} ({o['size']})", f"{o['inference_flops_per_byte'] / 1e3:,.0f}K",
                        f"{o['parameters'] / 1e3:,.0f}K"] if o else ["-", "-", "-"])
         lines.append(f"| {arch} | " + " | ".join(cells) + f" | {PAPER_TABLE_1[arch]} |")
+    cells = [cell for d in datasets for cell in (f"{unigram[d]:.3f}", "-", "-")]
+    lines.append("| (reference: byte unigram of the training text) | " + " | ".join(cells) + " | - |")
     return "\n".join(lines)
 
 
@@ -237,15 +255,17 @@ def main() -> None:
             best[key] = o
     suffix = budget_suffix(args.budget).replace("-", "_")
     plot(outcomes, best, datasets, suffix)
-    text = table(best, datasets, args.budget)
+    unigram = {d: unigram_bpb(d) for d in datasets}
+    text = table(best, datasets, args.budget, unigram)
     print(text)
-    write_results(EXPERIMENT + suffix, {"budget_training_flops": args.budget, "runs": outcomes,
+    write_results(EXPERIMENT + suffix, {"budget_training_flops": args.budget, "byte_unigram_bpb": unigram,
+                                        "runs": outcomes,
                                "best": {f"{a}/{d}": o["size"] for (a, d), o in best.items()}})
     Path("results", f"{EXPERIMENT}{suffix}.md").write_text(
         text + "\n\nReproduce: uv run python experiments/bytes_vs_subword.py"
         + (f" --budget {args.budget:g} --datasets {' '.join(datasets)} --sizes {' '.join(args.sizes)}\n"
            if args.budget != BUDGET else
-           "; uv run python experiments/bytes_vs_subword.py --datasets code --sizes s\n"))
+           " --datasets shakespeare; uv run python experiments/bytes_vs_subword.py --datasets code --sizes s\n"))
     if any(not math.isfinite(o["val_bpb"]) for o in outcomes):
         sys.exit("some run diverged")
 
