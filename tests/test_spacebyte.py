@@ -26,6 +26,15 @@ from cs336_basics.model import (
 from tests.adapters import get_spacebyte_lm, run_spacebyte_patch_starts
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run far faster on one thread of a busy machine (see test_generation.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def starts_reference(ids: list[int]) -> list[bool]:
     """The rule, stated plainly: a byte is spacelike unless it is an ASCII letter or digit or a UTF-8 continuation
     byte; specials (>= 256) are spacelike. A patch starts at a spacelike byte whose predecessor is not spacelike
