@@ -11,6 +11,11 @@ Corpora (see corpora.py): the bundled Shakespeare (~5 MB) and ~40 MB of Python s
   repetition), against tiktoken's GPT-2 encoding (built offline from the same files; ids must be identical) and
   HF tokenizers' ByteLevel BPE with one thread; then `encode_file` on all cores against tiktoken single-thread.
 Repetitions are interleaved (ours, reference, ours, ...) and the best of each is kept (HF encoding runs once).
+- Streaming (--stream-mb N, 0 to skip): `encode_iterable` over N MB of generated text whose vocabulary keeps growing
+  (corpora.growing_vocabulary_text), with the bounded pre-token cache (the default) and with an unbounded one, each
+  in a fresh subprocess: RSS growth over the stream (sampled every 50 ms, peak minus the RSS after building the
+  tokenizer) and encoding MB/s (the time to generate the same text, measured alone, subtracted); ids compared by
+  a checksum of the whole stream.
 """
 
 import argparse
@@ -97,6 +102,80 @@ def prefix_file(path: Path, nbytes: int) -> Path:
         data = path.read_bytes()[:nbytes]
         out.write_bytes(data[: data.rfind(b"\n") + 1])
     return out
+
+
+def _stream_once(cache: str, megabytes: float, source: str) -> dict:
+    """Runs inside a fresh subprocess: encode_iterable over the generated stream; RSS growth, seconds, checksum."""
+    import hashlib
+
+    import psutil
+
+    from cs336_basics.tokenizer import Tokenizer
+    from cs336_basics.tokenizer.tokenizer import DEFAULT_CACHE_BYTES
+
+    num_bytes = int(megabytes * 1e6)
+    start = time.perf_counter()
+    stream = corpora.STREAMS[source]
+    for _ in stream(num_bytes):
+        pass
+    generate_seconds = time.perf_counter() - start
+    cache_bytes = None if cache == "unbounded" else DEFAULT_CACHE_BYTES if cache == "bounded" else int(cache)
+    tok = Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT], cache_bytes)
+    process = psutil.Process()
+    base = process.memory_info().rss
+    stop, peak = threading.Event(), [base]
+
+    def sample():
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    digest, count, ids, streamed, profile = hashlib.sha256(), 0, [], [0], []
+
+    def counted():  # the text as it is handed to the tokenizer, counting bytes for the RSS profile
+        for chunk in stream(num_bytes):
+            streamed[0] += len(chunk)
+            yield chunk
+
+    start = time.perf_counter()
+    for i in tok.encode_iterable(counted()):
+        ids.append(i)
+        if len(ids) == 1 << 16:
+            digest.update(np.array(ids, dtype=np.uint32).tobytes())
+            count += len(ids)
+            ids.clear()
+            if streamed[0] >= (len(profile) + 1) * num_bytes / 10:  # RSS growth after each tenth of the stream
+                profile.append((round(streamed[0] / 1e6, 1), round((process.memory_info().rss - base) / 2**20, 1)))
+    digest.update(np.array(ids, dtype=np.uint32).tobytes())
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    cached = tok._cache
+    return {"cache": cache, "megabytes": megabytes, "tokens": count + len(ids), "seconds": seconds,
+            "generate_seconds": generate_seconds, "rss_growth_mb": (max(peak[0], process.memory_info().rss) - base) / 2**20,
+            "cached_pretokens": len(cached) + len(cached.old), "rss_growth_profile_mb": profile,
+            "sha256": digest.hexdigest()}
+
+
+def stream_rows(megabytes: float, reps: int, source: str) -> list[tuple]:
+    runs = {"bounded": [], "unbounded": []}
+    for _ in range(reps):
+        for cache, results in runs.items():
+            out = subprocess.run([sys.executable, __file__, "--_stream-once", cache, str(megabytes), source],
+                                 capture_output=True, text=True, check=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"  stream {cache}: {results[-1]}", flush=True)
+    same = len({r["sha256"] for rs in runs.values() for r in rs}) == 1
+    print(f"ids identical with the bounded and the unbounded cache: {same}")
+    mbs = {c: max(megabytes / (r["seconds"] - r["generate_seconds"]) for r in rs) for c, rs in runs.items()}
+    growth = {c: max(r["rss_growth_mb"] for r in rs) for c, rs in runs.items()}
+    name = f"{megabytes:g} MB {source} stream"
+    return [
+        (name, "encode_iterable RSS growth MB", growth["bounded"], growth["unbounded"], "unbounded cache",
+         "< 50 at 1 GB"),
+        (name, "encode_iterable MB/s", mbs["bounded"], mbs["unbounded"], "unbounded cache", ">= 0.95"),
+    ]
 
 
 def gpt2_references():
@@ -206,14 +285,23 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per measurement (default 3)")
     parser.add_argument("--skip-train", action="store_true")
     parser.add_argument("--skip-encode", action="store_true")
+    parser.add_argument("--stream-mb", type=float, default=100,
+                        help="MB of generated text for the streaming measurement (0: skip; default %(default)s)")
     parser.add_argument("--_train-once", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--stream-source", choices=sorted(corpora.STREAMS), default="generated",
+                        help="generated: corpora.growing_vocabulary_text; real: Shakespeare then stdlib code "
+                             "(at most ~45 MB)")
+    parser.add_argument("--_stream-once", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._train_once:
         print(json.dumps(_train_once(*args._train_once)))
         return
+    if args._stream_once:
+        print(json.dumps(_stream_once(args._stream_once[0], float(args._stream_once[1]), args._stream_once[2])))
+        return
 
     reps = 1 if args.quick else args.reps
-    paths = {name: build() for name, build in corpora.CORPORA.items()}
+    paths = {} if args.skip_train and args.skip_encode else {n: build() for n, build in corpora.CORPORA.items()}
     if args.quick:
         paths = {name: prefix_file(p, 2_000_000) for name, p in paths.items()}
     rows = []
@@ -225,6 +313,10 @@ def main() -> None:
             rows += training_rows(name, path, reps)
         if not args.skip_encode:
             rows += encoding_rows(name, path, reps)
+
+    if args.stream_mb > 0:
+        print(f"\n== streaming {args.stream_mb:g} MB", flush=True)
+        rows += stream_rows(args.stream_mb, reps, args.stream_source)
 
     print("\n| corpus | measure | ours | reference | ref value | ours/ref | target |")
     print("|---|---|---|---|---|---|---|")

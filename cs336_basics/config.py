@@ -80,6 +80,7 @@ class RunConfig:
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     compile: bool = False
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # under torchrun: replicate (DDP) or shard (FSDP2) the model
     log_every: int = 10
     eval_every: int = 500
     eval_batches: int | None = 50

@@ -112,6 +112,18 @@ def num_eval_windows(num_tokens: int, context_length: int) -> int:
     return max(0, (num_tokens - 1) // context_length)
 
 
+def eval_window_indices(num_windows: int, max_windows: int | None = None) -> np.ndarray:
+    """Which of the `num_windows` evaluation windows to use: all of them, or a fixed, evenly spread sample of
+    `max_windows` (the first and the last included), e.g. (10, 4) -> [0, 3, 6, 9]. The same sample every call,
+    so every point of a learning curve is measured on the same text."""
+    if max_windows is None or max_windows >= num_windows:
+        return np.arange(num_windows)
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1 or None, got {max_windows}")
+    # spacing (num_windows - 1) / (max_windows - 1) >= 1, so the rounded positions are distinct
+    return np.linspace(0, num_windows - 1, max_windows).round().astype(np.int64)
+
+
 def eval_batches(
     dataset: npt.NDArray,
     batch_size: int,
@@ -121,14 +133,18 @@ def eval_batches(
 ) -> Iterator[tuple[Int[Tensor, " batch seq"], Int[Tensor, " batch seq"]]]:
     """Yield (x, y) over fixed windows starting at 0, T, 2T, ...: every token after the first is predicted
     exactly once (up to the last partial window), so the mean loss is the exact validation loss.
-    Deterministic; the last batch may be smaller; `max_batches` stops early for a cheap estimate."""
+
+    `max_batches` asks for a cheap estimate: max_batches x batch_size windows evenly spread over the whole split
+    (`eval_window_indices`), not the first ones, so the estimate is not biased towards the split's beginning and
+    is comparable between calls. Deterministic; the last batch may be smaller."""
     _check_batch_args(dataset, batch_size, context_length)
-    n_windows = num_eval_windows(len(dataset), context_length)
+    max_windows = None if max_batches is None else max(0, max_batches) * batch_size
+    if max_windows == 0:
+        return
+    windows = eval_window_indices(num_eval_windows(len(dataset), context_length), max_windows)
     offsets = np.arange(context_length + 1)
-    for i, first in enumerate(range(0, n_windows, batch_size)):
-        if max_batches is not None and i >= max_batches:
-            return
-        starts = np.arange(first, min(first + batch_size, n_windows)) * context_length
+    for first in range(0, len(windows), batch_size):
+        starts = windows[first : first + batch_size] * context_length
         yield _to_device(dataset[starts[:, None] + offsets], device)
 
 

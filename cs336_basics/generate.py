@@ -17,6 +17,7 @@ import torch
 
 from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint
 from cs336_basics.generation import generate
+from cs336_basics.hf import is_hf_folder, load_llama, tokenizer_from_hf
 from cs336_basics.model import ModelConfig, build_model
 from cs336_basics.tokenizer import load_tokenizer
 
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m cs336_basics.generate",
         description="Continue prompts with a trained model (the run's latest checkpoint and its tokenizer).",
     )
-    parser.add_argument("--checkpoint", required=True, help="run directory (runs/<name>) or checkpoint file")
+    parser.add_argument("--checkpoint", required=True, help="run directory (runs/<name>), checkpoint file, or a "
+                        "Hugging Face Llama folder (config.json + safetensors + tokenizer.json)")
     parser.add_argument(
         "--prompt",
         action="append",
@@ -89,8 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     prompts = [p for p in (args.prompt or [""]) for _ in range(args.num_samples)]
     try:
-        model, path = load_model(args.checkpoint, device)
-        tokenizer = load_tokenizer(args.tokenizer or find_tokenizer(path))
+        if is_hf_folder(args.checkpoint):  # a Llama-format folder (export_hf's, or one from elsewhere)
+            model, tokenizer = load_llama(args.checkpoint, device), tokenizer_from_hf(args.checkpoint)
+        else:
+            model, path = load_model(args.checkpoint, device)
+            tokenizer = load_tokenizer(args.tokenizer or find_tokenizer(path))
         texts = generate(
             model,
             tokenizer,

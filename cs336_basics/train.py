@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,20 @@ def latest_run(out_dir: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    finally:
+        if "torch.distributed" in sys.modules:  # leave torchrun's process group, if this run joined one
+            from cs336_basics.distributed import teardown
+
+            teardown()
+
+
+def _main(argv: list[str] | None) -> int:
+    # Under torchrun every rank runs this; rank 0 alone reports, any rank reports its own error.
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    say = print if rank == 0 else (lambda *args, **kwargs: None)
+    where = f"rank {rank}: " if world_size > 1 else ""
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = overrides_from_args(args, parser)
@@ -72,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.resume:
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
-            print(f"resuming {run_dir}", flush=True)
+            say(f"resuming {run_dir}", flush=True)
             trainer = Trainer.from_run(run_dir, overrides, args.config)
         else:
             if config.run.name is None:
@@ -80,25 +95,27 @@ def main(argv: list[str] | None = None) -> int:
             trainer = Trainer(config)
     except ValueError as e:
         parser.error(str(e))
-    print(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
+    say(f"run {trainer.run_dir}: {describe(trainer)}", flush=True)
     if trainer.step:
-        print(f"continuing from step {trainer.step}", flush=True)
+        say(f"continuing from step {trainer.step}", flush=True)
     try:
         summary = trainer.train()
     except KeyboardInterrupt:  # a second Ctrl-C, or one during the final evaluation / sample
-        print(f"\ninterrupted; the checkpoints in {trainer.run_dir / 'checkpoints'} are intact", file=sys.stderr)
+        say(f"\ninterrupted; the checkpoints in {trainer.run_dir / 'checkpoints'} are intact", file=sys.stderr)
         return EXIT_INTERRUPTED
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
+        say(f"error: {e}", file=sys.stderr)  # every rank stops at the same step; one message is enough
         return 1
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{where}error: {e}", file=sys.stderr)
         return 2
     if summary["interrupted"]:
-        print(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
-              f"continue with: uv run python -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
+        launcher = f"uv run torchrun --nproc_per_node {world_size}" if world_size > 1 else "uv run python"
+        say(f"\ninterrupted at step {summary['step']}: checkpoint saved to {summary['checkpoint']}\n"
+            f"continue with: {launcher} -m cs336_basics.train --resume {trainer.run_dir}", flush=True)
         return EXIT_INTERRUPTED
-    print(summary_text(summary), flush=True)
+    if rank == 0:
+        print(summary_text(summary), flush=True)
     return 0
 
 
@@ -108,7 +125,10 @@ def summary_text(summary: dict) -> str:
     lines = [
         "",
         f"done: {summary['step']} steps, {summary['tokens'] / 1e6:.2f}M tokens in {summary['time']:.0f}s",
-        f"final validation loss {summary['val_loss']:.4f}, {summary['val_bpb']:.4f} bits/byte",
+        f"final validation loss {summary['final_val_loss']:.4f}, {summary['final_val_bpb']:.4f} bits/byte "
+        f"(whole validation split)",
+        f"MFU (metrics.jsonl, progress bar) is relative to {summary['peak_flops'] / 1e9:,.1f} GFLOP/s, "
+        f"{summary['peak_flops_source']}",
         f"run directory:  {run}/",
         f"  config        {run / 'config.json'}",
         f"  metrics       {run / 'metrics.jsonl'}",

@@ -31,10 +31,13 @@ from jaxtyping import Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from cs336_basics.checkpoint import find_latest_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from cs336_basics import distributed
+from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint, save_checkpoint
 from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
+from cs336_basics.mfu import mfu, peak_flops
+from cs336_basics.accounting import training_flops_per_token
 from cs336_basics.model import build_model
 from cs336_basics.nn_utils import clip_gradients, cross_entropy, log_softmax
 from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
@@ -100,11 +103,16 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
 
 class _StopOnSigint:
     """While active, the first Ctrl-C only asks the training loop to stop at the next step boundary (so the
-    checkpoint it saves is consistent); a second Ctrl-C interrupts at once."""
+    checkpoint it saves is consistent); a second Ctrl-C interrupts at once.
 
-    def __init__(self):
+    A repeat within `repeat_window_s` counts as the same Ctrl-C: under torchrun a terminal's Ctrl-C reaches each
+    worker twice, directly and forwarded by torchrun a moment later.
+    """
+
+    def __init__(self, repeat_window_s: float = 0.0):
         self.requested = False
         self._previous = None
+        self._window, self._first = repeat_window_s, 0.0
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -112,9 +120,10 @@ class _StopOnSigint:
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested and time.monotonic() - self._first > self._window:
             raise KeyboardInterrupt
-        self.requested = True
+        if not self.requested:
+            self.requested, self._first = True, time.monotonic()
 
     def __exit__(self, *exc):
         if self._previous is not None:
@@ -127,14 +136,19 @@ class Trainer:
     def __init__(self, config: TrainConfig | dict[str, Any], run_dir: str | Path | None = None, *, progress: bool = True):
         self.config = config = load_config(config)
         validate(config)
-        self.progress = progress
+        # Under torchrun: this rank's place and device (see cs336_basics/distributed.py); else a world of one.
+        self.ranks = distributed.setup(pick_device(config.run.device))
+        distributed.check_batch(config.data.batch_size, self.ranks)
+        self.progress = progress and self.ranks.is_main
         name = config.run.name or time.strftime("run-%Y%m%d-%H%M%S")
-        self.run_dir = Path(run_dir) if run_dir is not None else Path(config.run.out_dir) / name
-        self.device = pick_device(config.run.device)
+        run_dir = Path(run_dir) if run_dir is not None else Path(config.run.out_dir) / name
+        self.run_dir = Path(self.ranks.broadcast(str(run_dir)))  # rank 0's name: clocks may differ by a tick
+        self.device = self.ranks.device
         use_bf16 = config.run.dtype == "bfloat16" or (config.run.dtype == "auto" and self.device.type == "cuda")
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
 
-        self.data: PreparedData = prepare_data(config.data, config.model.vocab_size, progress=progress)
+        self.data: PreparedData = self.ranks.main_first(
+            lambda: prepare_data(config.data, config.model.vocab_size, progress=self.progress))
         self.tokenizer = load_tokenizer(self.data.tokenizer_dir)
         self.train_data = open_tokens(self.data.train_tokens, config.model.vocab_size)
         self.valid_data = open_tokens(self.data.valid_tokens, config.model.vocab_size)
@@ -145,11 +159,13 @@ class Trainer:
         self.batch_rng = np.random.default_rng(config.run.seed)
         self.model = build_model(config.model).to(self.device)
         self.target_bytes = token_byte_lengths(self.tokenizer, config.model.vocab_size).to(self.device)
+        # DDP around the model, or the model sharded in place by FSDP; the model itself in a world of one.
+        self.parallel_model = distributed.wrap(self.model, config.run.parallel, self.ranks)
         opt = config.optim
         self.optimizer = AdamW(param_groups(self.model, opt.weight_decay), lr=config.schedule.max_lr,
                                betas=(opt.beta1, opt.beta2), eps=opt.eps, weight_decay=opt.weight_decay)
         # The compiled wrapper shares parameters with self.model; checkpoints always save the plain model.
-        self.forward = torch.compile(self.model) if config.run.compile else self.model
+        self.forward = torch.compile(self.parallel_model) if config.run.compile else self.parallel_model
 
         self.step = 0  # optimizer steps done
         self.tokens = 0  # training tokens seen
@@ -170,9 +186,11 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def next_batch(self) -> Batch:
+        """This rank's share of the next global batch (every rank draws the same one)."""
         d = self.config.data
-        return get_batch(self.train_data, d.batch_size, self.config.model.context_length, self.device,
+        x, y = get_batch(self.train_data, d.batch_size, self.config.model.context_length, self.device,
                          generator=self.batch_rng)
+        return self.ranks.share(x), self.ranks.share(y)
 
     def train_step(self, batch: Batch | None = None) -> dict[str, float]:
         """One optimizer step over grad_accum_steps micro-batches (`batch` for each of them if given).
@@ -185,18 +203,20 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         loss_sum, left_out = torch.zeros((), device=self.device), 0.0
-        for _ in range(accum):
+        for i in range(accum):
             x, y = batch if batch is not None else self.next_batch()
             keep = self.model.target_mask(x)  # None: every target counts (SpaceByte leaves some out)
-            with self._autocast():
-                logits = self.forward(x).float()
-                loss = cross_entropy(logits, y) if keep is None else cross_entropy(logits[keep], y[keep])
-            (loss / accum).backward()
+            # gradients are reduced over ranks on the last micro-batch only
+            with distributed.gradient_sync(self.parallel_model, i == accum - 1):
+                with self._autocast():
+                    logits = self.forward(x).float()
+                    loss = cross_entropy(logits, y) if keep is None else cross_entropy(logits[keep], y[keep])
+                (loss / accum).backward()
             loss_sum += loss.detach()
             left_out += 0.0 if keep is None else 1.0 - keep.float().mean().item()
         max_norm = self.config.optim.max_grad_norm
         grad_norm = float(clip_gradients(self.model.parameters(), max_norm if max_norm > 0 else math.inf))
-        loss_value = loss_sum.item() / accum
+        loss_value = self.ranks.mean(loss_sum).item() / accum  # the same on every rank, so all stop together
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             raise TrainingDiverged(
@@ -216,8 +236,10 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, max_batches: int | None = -1) -> dict[str, float]:
         """Mean loss over fixed validation windows and bits per byte = Σ nats / (ln 2 · Σ UTF-8 bytes), both
-        sums over the predicted targets that are text (see `score`). max_batches=-1 uses config.run.eval_batches;
-        None covers the whole validation set.
+        sums over the predicted targets that are text (see `score`).
+
+        max_batches=-1 uses config.run.eval_batches batches of windows evenly spread over the split (the same
+        windows every call, so a learning curve compares like with like); None covers the whole validation set.
         """
         if max_batches == -1:
             max_batches = self.config.run.eval_batches
@@ -225,11 +247,13 @@ class Trainer:
         totals = torch.zeros(4, dtype=torch.float64)
         for x, y in eval_batches(self.valid_data, self.config.data.batch_size, self.config.model.context_length,
                                  self.device, max_batches=max_batches):
+            x, y = self.ranks.share(x), self.ranks.share(y)  # may be empty; FSDP still needs every rank's forward
             with self._autocast():
                 logits = self.forward(x).float()
-            totals += self.score(x, logits, y)
+            if y.numel():
+                totals += self.score(x, logits, y)
         self.model.train()
-        total_nats, num_tokens, text_nats, num_bytes = totals.tolist()
+        total_nats, num_tokens, text_nats, num_bytes = self.ranks.sum(*totals.tolist())
         if num_tokens == 0:
             raise ValueError(f"the validation set {self.data.valid_tokens} is shorter than one context window")
         return {"val_loss": total_nats / num_tokens, "val_bpb": text_nats / math.log(2) / max(num_bytes, 1.0)}
@@ -270,10 +294,13 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"step_{step:07d}.pt"
 
     def save(self) -> Path:
-        """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step."""
+        """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step: rank 0 writes, gathering FSDP
+        shards first (every rank takes part), so the file is the single-device format."""
         path = self.checkpoint_path(self.step)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(self.model, self.optimizer, self.step, path, extra=self.state_dict())
+        model, optimizer = distributed.full_state(self.model, self.optimizer)
+        if self.ranks.is_main:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(model, optimizer, self.step, path, extra=self.state_dict())
         return path
 
     def resume(self, checkpoint: str | Path | None = None) -> Path:
@@ -282,10 +309,12 @@ class Trainer:
         metrics.jsonl is cut back to that step, so records of steps that are about to be redone do not repeat.
         """
         path = find_latest_checkpoint(checkpoint if checkpoint is not None else self.run_dir)
-        self.step = load_checkpoint(path, self.model, self.optimizer)
-        self.load_state_dict(read_checkpoint(path))
+        ckpt = read_checkpoint(path)  # every rank reads the same file (and, under FSDP, keeps its shards)
+        ckpt_here = distributed.shard_checkpoint(ckpt, self.model, self.optimizer)  # ckpt itself unless FSDP
+        self.step = restore_checkpoint(ckpt_here, self.model, self.optimizer, name=repr(str(path)))
+        self.load_state_dict(ckpt)
         metrics = self.run_dir / "metrics.jsonl"
-        if metrics.is_file():
+        if metrics.is_file() and self.ranks.is_main:
             kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
             metrics.write_text("".join(line + "\n" for line in kept))
         return path
@@ -312,6 +341,8 @@ class Trainer:
         if self.step == 0 and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
             raise ValueError(f"{run} already holds checkpoints: resume it with --resume {run}, or pick another "
                              f"--run.name")
+        if not self.ranks.is_main:
+            return
         run.mkdir(parents=True, exist_ok=True)
         if self.step == 0:  # a fresh start; metrics of an attempt killed before its first checkpoint are stale
             (run / "metrics.jsonl").unlink(missing_ok=True)
@@ -319,7 +350,9 @@ class Trainer:
         shutil.copytree(self.data.tokenizer_dir, run / "tokenizer", dirs_exist_ok=True)
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record to metrics.jsonl (and to wandb when it is on)."""
+        """Append one record to metrics.jsonl (and to wandb when it is on); rank 0 only."""
+        if not self.ranks.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
         if self._wandb is not None:
@@ -330,7 +363,7 @@ class Trainer:
                 self._wandb = None
 
     def _start_wandb(self) -> None:
-        if not self.config.run.wandb:
+        if not self.config.run.wandb or not self.ranks.is_main:
             return
         try:
             import wandb
@@ -353,8 +386,10 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train to the last step. Returns a summary; summary["interrupted"] is True after a Ctrl-C.
 
-        Periodic logging, evaluation (on run.eval_batches) and checkpoints as config.run says; after the last step
-        a checkpoint, an evaluation on the whole validation set, the learning curve and a sample.
+        Periodic logging (with MFU next to tokens/s), evaluation (on run.eval_batches evenly spread batches, also
+        at the last step) and checkpoints as config.run says; after the last step a checkpoint, an evaluation on
+        the whole validation set (recorded as final_val_loss / final_val_bpb: another set of windows than the
+        curve's, so another key), the learning curve and a sample.
         Ctrl-C stops at the next step boundary and saves. TrainingDiverged propagates (no checkpoint of it).
         """
         self._start_run_dir()
@@ -362,12 +397,16 @@ class Trainer:
         run = self.config.run
         bar = tqdm(total=self.total_steps, initial=self.step, unit="step", disable=not self.progress,
                    dynamic_ncols=True, desc=self.run_dir.name)
-        summary: dict[str, Any] = {"run_dir": str(self.run_dir)}
+        peak = peak_flops(self.device, self.autocast_dtype)
+        flops_per_token = training_flops_per_token(self.config.model)
+        summary: dict[str, Any] = {"run_dir": str(self.run_dir), "peak_flops": peak.flops,
+                                   "peak_flops_source": peak.source}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
         try:
-            with _StopOnSigint() as stop:
-                while self.step < self.total_steps and not stop.requested:
+            with _StopOnSigint(repeat_window_s=2.0 if self.ranks.distributed else 0.0) as stop:
+                # a Ctrl-C seen by any rank stops them all at the same step
+                while self.step < self.total_steps and not self.ranks.any(stop.requested):
                     t0 = time.perf_counter()
                     metrics = self.train_step()
                     window_time += time.perf_counter() - t0
@@ -376,11 +415,14 @@ class Trainer:
                     last = self.step == self.total_steps
                     record: dict[str, Any] = {}
                     if self.step % run.log_every == 0 or last:
-                        record.update(metrics, tokens_per_s=window_tokens / window_time)
+                        tokens_per_s = window_tokens / window_time
+                        # tokens_per_s counts the global batch, so the peak is every rank's
+                        record.update(metrics, tokens_per_s=tokens_per_s,
+                                      mfu=mfu(tokens_per_s, flops_per_token, peak.flops * self.ranks.world_size))
                         window_tokens, window_time = 0, 0.0
                         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", lr=f"{metrics['lr']:.2e}",
-                                        tok_s=f"{record['tokens_per_s']:.0f}")
-                    if self.step % run.eval_every == 0 and not last:
+                                        tok_s=f"{tokens_per_s:.0f}", mfu=f"{record['mfu']:.1%}")
+                    if self.step % run.eval_every == 0 or last:
                         record.update(self.evaluate())
                     self.elapsed = time.perf_counter() - start
                     if record:
@@ -397,7 +439,7 @@ class Trainer:
                 self._finish_wandb()
         if not summary["interrupted"]:
             try:
-                final = self.evaluate(max_batches=None)
+                final = {f"final_{key}": value for key, value in self.evaluate(max_batches=None).items()}
                 self.elapsed = time.perf_counter() - start
                 self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **final})
                 summary.update(final, checkpoint=str(self.checkpoint_path(self.step)))
@@ -413,6 +455,8 @@ class Trainer:
         from cs336_basics.plot import plot_runs
 
         out = self.run_dir / "learning_curve.png"
+        if not self.ranks.is_main:
+            return str(out)
         try:
             plot_runs([self.run_dir], x="step", out=out)
         except Exception as e:
@@ -426,11 +470,13 @@ class Trainer:
 
         run = self.config.run
         self.model.eval()
+        # every rank generates (a sharded model needs them all for each forward; seeded, they agree); rank 0 writes
         text = generate(self.model, self.tokenizer, run.sample_prompt, max_new_tokens=run.sample_tokens,
                         temperature=run.sample_temperature, top_p=run.sample_top_p, seed=run.seed)
         self.model.train()
         path = self.run_dir / "sample.txt"
-        path.write_text(run.sample_prompt + text + "\n")
+        if self.ranks.is_main:
+            path.write_text(run.sample_prompt + text + "\n")
         return path
 
 
@@ -441,5 +487,6 @@ def describe(trainer: Trainer) -> str:
     return (f"{n_params / 1e6:.2f}M parameters, {trainer.total_steps} steps x {c.tokens_per_step} tokens "
             f"({trainer.total_steps * c.tokens_per_step / 1e6:.1f}M tokens; train set "
             f"{trainer.data.train_num_tokens / 1e6:.2f}M tokens) on {trainer.device}"
+            + (f" x {trainer.ranks.world_size} ranks ({c.run.parallel})" if trainer.ranks.distributed else "")
             + (", bf16 autocast" if trainer.autocast_dtype else "") + (", compiled" if c.run.compile else ""))
 

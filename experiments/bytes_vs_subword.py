@@ -114,7 +114,7 @@ def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, fo
         "tokens_per_step": BATCH * config.model.context_length,
         "train_bytes": steps * bytes_per_step, "training_flops": steps * bytes_per_step * per_byte["training"],
         "inference_flops_per_byte": per_byte["inference"], "training_flops_per_byte": per_byte["training"],
-        "val_bpb": summary["val_bpb"], "val_loss": summary["val_loss"],
+        "val_bpb": summary["final_val_bpb"], "val_loss": summary["final_val_loss"],
         "left_out_frac": sum(left_out) / len(left_out) if left_out else 0.0,
         "seconds": time.perf_counter() - start,
         "sample": (run_dir / "sample.txt").read_text(),
@@ -144,12 +144,14 @@ def budget_suffix(budget: float) -> str:
 
 
 def curve_points(outcome: dict) -> tuple[list[float], list[float]]:
-    """(training FLOPs, val bpb) at each periodic evaluation and the final one."""
+    """(training FLOPs, val bpb) at each periodic evaluation and, last, the final one on the whole split."""
     run_dir = Path("runs") / f"{EXPERIMENT}-{outcome['dataset']}" / (f"{outcome['arch']}-{outcome['size']}"
                                                                        + budget_suffix(outcome["budget"]))
     flops_per_step = outcome["training_flops"] / outcome["steps"]
-    points = [(r["step"] * flops_per_step, r["val_bpb"]) for r in map(json.loads, (run_dir / "metrics.jsonl")
-                                                                        .read_text().splitlines()) if "val_bpb" in r]
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # the final figure is final_val_bpb (val_bpb in the records of runs trained before that key existed)
+    points = [(r["step"] * flops_per_step, r.get("final_val_bpb", r.get("val_bpb"))) for r in records
+              if "val_bpb" in r or "final_val_bpb" in r]
     return [p[0] for p in points], [p[1] for p in points]
 
 

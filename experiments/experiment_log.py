@@ -49,8 +49,8 @@ def main() -> None:
             continue
         outcome = json.loads(outcome_path.read_text())
         config = json.loads((run / "config.json").read_text())
-        experiment = run.parent.name.split("-")[0]
-        dataset = run.parent.name.split("-")[1] if "-" in run.parent.name else "shakespeare"
+        experiment, *tags = run.parent.name.split("-")  # <experiment>[-<dataset>][-steps<N>]
+        dataset = next((t for t in tags if not t.startswith("steps")), "shakespeare")
         base = to_dict(resolve(None, overrides=deep_merge(BASE, dataset_overrides(dataset))))
         diff = ", ".join(d for d in differences(config, base) if not d.startswith("schedule.max_steps")) or "-"
         if outcome["status"] == "finished":

@@ -53,7 +53,7 @@ def main() -> None:
         outcome = train_run("own_modification", name, args, overrides,
                             {"schedule": {"max_steps": steps}, "run": {"eval_every": max(5, steps // 8)}})
         outcomes[name] = {**outcome, "calibrated_seconds_per_step": step_time}
-    out = runs_dir("own_modification", args.dataset)
+    out = runs_dir("own_modification", args)
     suffix = "" if args.dataset == "shakespeare" else f"_{args.dataset}"
     plot([out / name for name in VARIANTS], f"own_modification{suffix}.png", x="time",
          title=f"own modifications at a fixed {args.seconds:g} s training budget")

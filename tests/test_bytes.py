@@ -184,7 +184,7 @@ def test_spacebyte_preset_trains_evaluates_and_generates(tmp_path, corpus, capsy
     records = [json.loads(line) for line in (trainer.run_dir / "metrics.jsonl").read_text().splitlines()]
     left_out = [r["left_out_frac"] for r in records if "left_out_frac" in r]
     assert left_out and all(0.3 < f < 1 for f in left_out)  # 4 patches of 64 bytes of ~4-byte words
-    assert math.isfinite(summary["val_bpb"]) and (trainer.run_dir / "sample.txt").is_file()
+    assert math.isfinite(summary["final_val_bpb"]) and (trainer.run_dir / "sample.txt").is_file()
     model, _ = load_model(trainer.run_dir)
     assert isinstance(model, SpaceByteLM)
     generate_main(["--checkpoint", str(trainer.run_dir), "--prompt", "the cat", "--max-new-tokens", "30",

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cs336_basics import data
-from cs336_basics.data import eval_batches, get_batch, num_eval_windows, open_tokens
+from cs336_basics.data import eval_batches, eval_window_indices, get_batch, num_eval_windows, open_tokens
 
 # --- open_tokens
 
@@ -173,13 +173,34 @@ def test_eval_batches_tile_the_dataset(n, context, batch):
     assert torch.equal(ys.flatten(), torch.arange(1, windows * context + 1))
 
 
-def test_eval_batches_are_deterministic_and_can_stop_early():
-    dataset = np.random.default_rng(0).integers(0, 50, size=500)
+def test_eval_batches_are_deterministic_and_a_sample_is_evenly_spread():
+    dataset = np.random.default_rng(0).integers(0, 50, size=500)  # 62 windows of 8
     first = [x for x, _ in eval_batches(dataset, 4, 8, "cpu")]
     second = [x for x, _ in eval_batches(dataset, 4, 8, "cpu")]
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    every = torch.cat(first)
     limited = list(eval_batches(dataset, 4, 8, "cpu", max_batches=2))
-    assert len(limited) == 2 and torch.equal(limited[1][0], first[1])
+    assert [len(x) for x, _ in limited] == [4, 4]
+    # 8 windows spread from the first (0) to the last (61), not the first 8: the curve sees the whole split
+    picked = [round(i * 61 / 7) for i in range(8)]
+    assert torch.equal(torch.cat([x for x, _ in limited]), every[picked])
+    assert picked[0] == 0 and picked[-1] == 61
+    assert len(list(eval_batches(dataset, 4, 8, "cpu", max_batches=100))) == len(first)  # more than there are
+
+
+@given(n=st.integers(1, 2000), k=st.integers(1, 2100))
+def test_eval_window_sample_property(n, k):
+    """A plain statement of "fixed, evenly spread": k distinct increasing windows (all when k >= n), the first
+    and the last included, consecutive gaps differing by at most one."""
+    picked = eval_window_indices(n, k).tolist()
+    if k >= n:
+        assert picked == list(range(n))
+        return
+    assert len(picked) == k and picked == sorted(set(picked))
+    assert picked[0] == 0 and (k == 1 or picked[-1] == n - 1)
+    gaps = [b - a for a, b in zip(picked, picked[1:])]
+    assert not gaps or max(gaps) - min(gaps) <= 1
+    assert eval_window_indices(n, k).tolist() == picked  # fixed: the same windows every call
 
 
 def test_eval_batches_too_short():

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -210,55 +209,17 @@ def test_attention_backends_agree_with_rope_and_bad_arguments_are_rejected():
 
 
 def _to_hf_llama(model: TransformerLM):
-    """Build an HF LlamaForCausalLM with the same architecture and our weights.
-
-    HF's Llama rotates the two halves of each head (dims k and k + d/2 form a pair); ours rotates interleaved pairs
-    (2k, 2k+1). Both use frequency theta^(-2k/d) for pair k, so permuting the rows of W_q and W_k within each head
-    (our row 2k+j -> HF row j·d/2 + k) makes the two models compute the same function.
-    """
+    """An HF LlamaForCausalLM with our architecture and weights (converted by cs336_basics.hf, which permutes
+    W_q and W_k from our interleaved RoPE pairs to Llama's rotate-half layout); HF's eager attention is the
+    reference."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    c = model.config
-    hf_config = LlamaConfig(
-        vocab_size=c.vocab_size,
-        hidden_size=c.d_model,
-        intermediate_size=c.resolved_d_ff,
-        num_hidden_layers=c.num_layers,
-        num_attention_heads=c.num_heads,
-        num_key_value_heads=c.num_heads,
-        max_position_embeddings=c.context_length,
-        rms_norm_eps=c.eps,
-        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta},
-        tie_word_embeddings=False,
-        attention_bias=False,
-        mlp_bias=False,
-    )
+    from cs336_basics.hf import llama_config, to_llama_state
+
+    hf_config = LlamaConfig.from_dict(llama_config(model.config))
     hf_config._attn_implementation = "eager"
     hf = LlamaForCausalLM(hf_config).eval()
-
-    def halves(w):
-        return rearrange(w, "(h k j) d_in -> (h j k) d_in", h=c.num_heads, j=2)
-
-    ours = model.state_dict()
-    converted = {
-        "model.embed_tokens.weight": ours["token_embeddings.weight"],
-        "model.norm.weight": ours["ln_final.weight"],
-        "lm_head.weight": ours["lm_head.weight"],
-    }
-    for i in range(c.num_layers):
-        p, q = f"layers.{i}.", f"model.layers.{i}."
-        converted |= {
-            q + "self_attn.q_proj.weight": halves(ours[p + "attn.q_proj.weight"]),
-            q + "self_attn.k_proj.weight": halves(ours[p + "attn.k_proj.weight"]),
-            q + "self_attn.v_proj.weight": ours[p + "attn.v_proj.weight"],
-            q + "self_attn.o_proj.weight": ours[p + "attn.output_proj.weight"],
-            q + "mlp.gate_proj.weight": ours[p + "ffn.w1.weight"],
-            q + "mlp.up_proj.weight": ours[p + "ffn.w3.weight"],
-            q + "mlp.down_proj.weight": ours[p + "ffn.w2.weight"],
-            q + "input_layernorm.weight": ours[p + "ln1.weight"],
-            q + "post_attention_layernorm.weight": ours[p + "ln2.weight"],
-        }
-    hf.load_state_dict(converted, strict=True)
+    hf.load_state_dict(to_llama_state(model), strict=True)
     return hf
 
 

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -166,6 +167,62 @@ def test_encode_iterable_memory_is_bounded(gpt2):
     total_bytes = 60 * len((FIXTURES / "corpus.en").read_bytes())
     assert count > total_bytes // 8  # the whole stream was encoded
     assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MB for a {total_bytes / 2**20:.1f} MB stream"
+
+
+def _growing_vocabulary_stream(num_words: int, seed: int = 0):
+    """Lines of words drawn from a Zipf law over an unbounded vocabulary of random lowercase words: every line
+    brings new pre-tokens, like real text whose vocabulary keeps growing (Heaps' law), and "the" recurs throughout."""
+    rng = np.random.default_rng(seed)
+    ranks = rng.zipf(1.3, size=num_words)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    words = {}
+    for start in range(0, num_words, 50):
+        line = [words.setdefault(int(r), "".join(rng.choice(letters, size=2 + int(r).bit_length() // 2)))
+                for r in ranks[start : start + 50]]
+        yield "the " + " ".join(line) + ".\n"
+
+
+def _cache_memory(cache) -> int:
+    """What the cache really holds, measured on its objects (not its own estimate): both dicts' tables and every
+    key and value."""
+    return sum(sys.getsizeof(d) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in d.items())
+               for d in (cache, cache.old))
+
+
+def test_pretoken_cache_is_bounded_and_ids_do_not_change(gpt2, reference):
+    """A 200 KB cache on a stream with ~11k distinct words stays within its bound, keeps the word used on every
+    line, and gives the ids of the unbounded cache and of tiktoken."""
+    bounded = Tokenizer(gpt2.vocab, gpt2.merges, [EOT], cache_bytes=200_000)
+    unbounded = Tokenizer(gpt2.vocab, gpt2.merges, [EOT], cache_bytes=None)
+    lines = list(_growing_vocabulary_stream(120_000))
+    text = "".join(lines)
+    peak = 0
+    ids = []
+    for k in range(0, len(lines), 200):
+        ids += bounded.encode("".join(lines[k : k + 200]))
+        peak = max(peak, _cache_memory(bounded._cache))
+    assert ids == unbounded.encode(text) == reference.encode(text, allowed_special="all")
+    assert list(bounded.encode_iterable(lines)) == ids
+    distinct = len(unbounded._cache)
+    held = len(bounded._cache) + len(bounded._cache.old)
+    assert distinct > 10_000 and held < distinct / 10  # it did evict
+    assert peak <= 200_000, f"the cache grew to {peak} bytes"
+    assert _cache_memory(unbounded._cache) > 5 * 200_000  # what the bound saves here
+    assert "the" in bounded._cache or "the" in bounded._cache.old  # used on every line: never evicted
+
+
+@settings(max_examples=40, deadline=None)
+@given(cache_bytes=st.integers(0, 3000), words=st.lists(st.sampled_from(
+    ["the", " cat", " sat", "é", " 🙂", "  ", "\n", "12345", " naïve", "'s", EOT]), max_size=60))
+def test_tiny_caches_give_the_same_ids(gpt2, reference, cache_bytes, words):
+    text = "".join(words)
+    tok = Tokenizer(gpt2.vocab, gpt2.merges, [EOT], cache_bytes=cache_bytes)
+    assert tok.encode(text) == tok.encode(text) == reference.encode(text, allowed_special="all")
+
+
+def test_cache_bytes_must_be_a_size():
+    with pytest.raises(ValueError, match="cache_bytes must be >= 0 or None, got -1"):
+        Tokenizer({i: bytes([i]) for i in range(256)}, [], cache_bytes=-1)
 
 
 def test_save_and_load_round_trip(tmp_path):

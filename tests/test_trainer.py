@@ -104,6 +104,37 @@ def test_evaluate_is_exact_loss_and_bits_per_byte(tmp_path, cache_dir):
     assert result["val_bpb"] == pytest.approx(nats / math.log(2) / len(covered), rel=0.02)
 
 
+def test_periodic_evaluation_is_one_fixed_evenly_spread_sample(tmp_path, cache_dir):
+    """evaluate() (run.eval_batches = 4 batches of 8) scores windows spread over the whole split, the same ones
+    at every call: checked against F.cross_entropy on the windows a plain formula picks."""
+    trainer = Trainer(resolve("tiny", overrides=tiny(tmp_path, cache_dir)), progress=False)
+    context, n_windows, k = 32, (len(trainer.valid_data) - 1) // 32, 4 * 8
+    assert n_windows > 2 * k  # a real sample, not the whole split
+    picked = [round(i * (n_windows - 1) / (k - 1)) for i in range(k)]
+    windows = torch.stack([torch.from_numpy(trainer.valid_data[w * context : w * context + context + 1].astype("int64"))
+                           for w in picked])
+    with torch.no_grad():
+        expected = F.cross_entropy(trainer.model(windows[:, :-1]).flatten(0, 1), windows[:, 1:].flatten()).item()
+    first, second = trainer.evaluate(), trainer.evaluate()
+    assert first["val_loss"] == pytest.approx(expected, rel=1e-5) and first == second
+    assert trainer.evaluate(max_batches=None)["val_loss"] != pytest.approx(first["val_loss"], rel=1e-9)
+
+
+def test_mfu_is_tokens_per_second_times_flops_per_token_over_the_peak(tmp_path, cache_dir):
+    overrides = tiny(tmp_path, cache_dir, schedule={"max_steps": 4}, run={"log_every": 2, "eval_every": 100})
+    trainer = Trainer(resolve("tiny", overrides=overrides), progress=False)
+    summary = trainer.train()
+    # forward matmul FLOPs per token of the tiny model written out by hand (2 per multiply-add), x3 for training
+    L, d, f, V, T = 2, 32, 64, 320, 32
+    per_token = 3 * (2 * (4 * d * d * L + 3 * d * f * L + d * V) + 2 * 2 * T * d * L)
+    logged = [r for r in metrics(trainer.run_dir) if "tokens_per_s" in r]
+    assert [r["step"] for r in logged] == [2, 4]
+    for r in logged:
+        assert r["mfu"] == pytest.approx(r["tokens_per_s"] * per_token / summary["peak_flops"], rel=1e-9)
+        assert 0 < r["mfu"] < 1
+    assert summary["peak_flops_source"].startswith("measured")  # a CPU has no datasheet figure here
+
+
 def test_overfitting_one_batch_drives_the_loss_near_zero(tmp_path, cache_dir):
     overrides = tiny(tmp_path, cache_dir, model={"d_model": 64, "d_ff": 128, "context_length": 16},
                      schedule={"max_lr": 1e-2, "min_lr": 1e-2, "warmup_frac": 0.0, "max_steps": 1000},
@@ -149,9 +180,13 @@ def test_default_run_end_to_end_at_tiny_size(tmp_path, cache_dir, capsys):
     assert ckpt["config"] == config and ckpt["iteration"] == 20
     records = metrics(run)
     assert [r["step"] for r in records if "train_loss" in r] == [5, 10, 15, 20]
+    # every curve point (10, and 20 = the last step) on the same sample; the whole split under its own keys
     assert [r["step"] for r in records if "val_loss" in r] == [10, 20]
-    assert records[-1]["val_bpb"] > 0 and all(k in records[-1] for k in ("tokens", "time"))
-    assert all(k in records[-2] for k in ("tokens", "time", "lr", "grad_norm", "tokens_per_s"))
+    assert set(records[-1]) == {"step", "tokens", "time", "final_val_loss", "final_val_bpb"}
+    assert records[-1]["step"] == 20 and records[-1]["final_val_bpb"] > 0
+    assert all(k in records[-2] for k in ("tokens", "time", "lr", "grad_norm", "tokens_per_s", "mfu", "val_loss"))
+    assert "mfu=" in out.stderr  # next to tok_s in the progress bar
+    assert "MFU" in out.stdout and "measured" in out.stdout
     assert (run / "sample.txt").read_text().startswith("ROMEO.\n")
     assert (run / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
 

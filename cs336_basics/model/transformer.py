@@ -287,6 +287,13 @@ class TransformerLM(nn.Module):
         if c.tie_embeddings:
             self.token_embeddings.weight = self.lm_head.weight
 
+    @classmethod
+    def from_hf(cls, folder: str, device: torch.device | str = "cpu") -> TransformerLM:
+        """Load a Llama-format Hugging Face folder (config.json + safetensors); see cs336_basics.hf."""
+        from cs336_basics.hf import load_llama  # interop code, only when asked for
+
+        return load_llama(folder, device)
+
     def new_kv_cache(self) -> KVCache:
         """An empty cache for incremental decoding (see KVCache)."""
         return KVCache(len(self.layers))

@@ -2,11 +2,13 @@
 
 Encoding: split on the special tokens (longest match first), split the rest into GPT-2 pre-tokens, then turn each
 pre-token into ids by applying merges in rank order (lowest rank first, the order they were learned). The ids of
-each distinct pre-token are cached, so common words cost one dict lookup.
+recently seen pre-tokens are cached, so common words cost one dict lookup; the cache holds at most `cache_bytes`
+(default 16 MiB), so encoding a stream of any length uses bounded memory.
 """
 
 import os
 import struct
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,21 +36,47 @@ from cs336_basics.tokenizer.pretokenize import (
 # The last position p with text[p-1] not whitespace and text[p] whitespace: a cut there keeps every pre-token.
 _LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
 _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
-_MAX_CACHE_ENTRIES = 1 << 20  # the pre-token cache is emptied when it grows past this (bounds memory)
 _NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
+DEFAULT_CACHE_BYTES = 16 << 20
+# What a cached entry costs besides its key and value: its slot in the dict's tables (entries + indices, with the
+# spare room a dict keeps after resizing), an upper bound for CPython's layout.
+_SLOT_BYTES = 96
 
 
 class _PretokenCache(dict):
-    """{pre-token string: ids}; a miss runs BPE. A dict subclass so a hit is a C-level lookup."""
+    """{pre-token string: ids tuple} of at most ~max_bytes (None: unbounded); a miss runs BPE.
 
-    def __init__(self, bpe):
+    A dict subclass so that a hit is one C-level lookup. Recency is kept in two generations, an approximation of
+    LRU that costs nothing on a hit: this dict is the young generation, `old` the previous one. A miss looks in
+    `old` (and moves the entry back here) before running BPE. When the young generation's size (key + tuple + slot,
+    from sys.getsizeof) passes max_bytes / 2, it becomes `old` and the previous old one is dropped: a pre-token
+    stays cached as long as it is used at least once per generation. An entry above max_bytes / 8 is not cached.
+    """
+
+    def __init__(self, bpe, max_bytes: int | None):
         super().__init__()
         self.bpe = bpe
+        self.max_bytes = max_bytes
+        self.old: dict[str, tuple[int, ...]] = {}
+        self.nbytes = 0  # size of this (young) generation
 
-    def __missing__(self, pretoken: str) -> list[int]:
-        if len(self) >= _MAX_CACHE_ENTRIES:
+    def __missing__(self, pretoken: str) -> tuple[int, ...]:
+        ids = self.old.pop(pretoken, None)
+        if ids is None:
+            ids = tuple(self.bpe(pretoken))
+        if self.max_bytes is None:
+            self[pretoken] = ids
+            return ids
+        size = sys.getsizeof(pretoken) + sys.getsizeof(ids) + _SLOT_BYTES
+        if size > self.max_bytes // 8:
+            return ids
+        if self.nbytes + size > self.max_bytes // 2:
+            self.old = {}  # free the oldest generation before copying the young one into its place
+            self.old = dict(self)
             self.clear()
-        ids = self[pretoken] = self.bpe(pretoken)
+            self.nbytes = 0
+        self[pretoken] = ids
+        self.nbytes += size
         return ids
 
 
@@ -59,6 +87,8 @@ class Tokenizer:
     longest match wins. Every single byte must be in the vocabulary and each merge's parts and result too (else
     ValueError). `vocab_size` is max id + 1; `special_token_id(token)` gives a special token's id (ValueError if
     it is not one). `decode` replaces invalid UTF-8 with U+FFFD and raises a ValueError naming an unknown id.
+    `cache_bytes` bounds the pre-token cache (None: unbounded, which only saves re-encoding on huge vocabularies
+    of pre-tokens at the price of memory growing with the stream); ids never depend on it.
     """
 
     def __init__(
@@ -66,7 +96,11 @@ class Tokenizer:
         vocab: dict[int, bytes],
         merges: list[tuple[bytes, bytes]],
         special_tokens: list[str] | None = None,
+        cache_bytes: int | None = DEFAULT_CACHE_BYTES,
     ):
+        if cache_bytes is not None and cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be >= 0 or None, got {cache_bytes}")
+        self.cache_bytes = cache_bytes
         self.vocab = dict(vocab)
         self.merges = list(merges)
         self.special_tokens = check_special_tokens(special_tokens)
@@ -95,12 +129,13 @@ class Tokenizer:
         self._special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
         self._special_re = special_token_regex(self.special_tokens)
         self._longest_special = max(map(len, self.special_tokens), default=0)
-        self._cache = _PretokenCache(self._bpe)
+        self._cache = _PretokenCache(self._bpe, cache_bytes)
 
     @classmethod
-    def from_files(cls, vocab_path, merges_path, special_tokens: list[str] | None = None) -> "Tokenizer":
+    def from_files(cls, vocab_path, merges_path, special_tokens: list[str] | None = None,
+                   cache_bytes: int | None = DEFAULT_CACHE_BYTES) -> "Tokenizer":
         """Load GPT-2 style files (see cs336_basics.tokenizer.io); GPT-2's own encoder.json/vocab.bpe work."""
-        return cls(io.load_vocab(vocab_path), io.load_merges(merges_path), special_tokens)
+        return cls(io.load_vocab(vocab_path), io.load_merges(merges_path), special_tokens, cache_bytes)
 
     @classmethod
     def from_dir(cls, directory) -> "Tokenizer":
@@ -121,7 +156,7 @@ class Tokenizer:
         io.save_special_tokens(self.special_tokens, directory / io.SPECIAL_TOKENS_FILE)
 
     def __reduce__(self):  # worker processes rebuild the tokenizer from its definition, not its caches
-        return (Tokenizer, (self.vocab, self.merges, self.special_tokens))
+        return (Tokenizer, (self.vocab, self.merges, self.special_tokens, self.cache_bytes))
 
     @property
     def vocab_size(self) -> int:
@@ -196,8 +231,8 @@ class Tokenizer:
     def encode_iterable(self, iterable: Iterable[str]) -> Iterator[int]:
         """Lazily encode a stream of strings (e.g. an open file): yields exactly encode("".join(iterable)).
 
-        Text is buffered until ~256K characters, then encoded up to the last safe cut (see `_safe_cut`); memory
-        stays bounded unless the stream has no whitespace at all.
+        Text is buffered until ~256K characters, then encoded up to the last safe cut (see `_safe_cut`); with the
+        bounded pre-token cache, memory stays bounded unless the stream has no whitespace at all.
         """
         buffer = ""
         for text in iterable:
