@@ -133,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "run": {"log_every": 10, "eval_every": 150, "eval_batches": 10, "checkpoint_every": 150,
                 "sample_prompt": "ROMEO.\n", "sample_tokens": 200},
     },
-    # SpaceByte on the bytes of Shakespeare: ~10 CPU-minutes (a few minutes of wall time on an idle 2-core laptop).
+    # SpaceByte on the bytes of Shakespeare: about 10 CPU-minutes (measured; see the README).
     "spacebyte": {
         "model": {"arch": "spacebyte", "vocab_size": 257, "context_length": 256, "d_model": 128, "num_layers": 2,
                   "num_heads": 4, "d_ff": None, "attention_window": 64, "attn_backend": "torch",
