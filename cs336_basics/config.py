@@ -11,6 +11,7 @@ the flag `--model.d_model 256` is the one-key version. The resolved tree is writ
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import types
@@ -20,6 +21,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cs336_basics.model import ModelConfig
+from cs336_basics.scaling.expressions import (
+    check,
+    explain_error,
+    numeric_args,
+    record_expressions,
+    resolve_expressions,
+    split_expressions,
+)
 
 
 @dataclass
@@ -109,6 +118,9 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    # Fields given as expressions: {"schedule.max_steps": {"expression": "3e13/flops", "value": 2000}} (no "value"
+    # while pending). Written with the rest, so config.json shows both; see cs336_basics/scaling/expressions.py.
+    expressions: dict[str, Any] = field(default_factory=dict, metadata={"flag": False})
 
     @property
     def tokens_per_step(self) -> int:
@@ -198,6 +210,10 @@ def coerce(value: Any, tp: Any, name: str) -> Any:
         if value not in args:
             raise ValueError(f"{name}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ValueError(f"{name}: expected an object, got {value!r}")
+        return dict(value)
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{name}: expected a list, got {value!r}")
@@ -249,6 +265,9 @@ def parse_value(text: str, tp: Any, name: str) -> Any:
     except json.JSONDecodeError:
         if typing.get_origin(non_none[0]) in (tuple, list):  # "0.9,0.95"
             value = [json.loads(part) for part in text.split(",")]
+        elif numeric_args(tp):  # an expression such as "3e13/flops", evaluated when the config is resolved
+            check(text, name)
+            return text
         else:
             raise ValueError(f"{name}: cannot parse {text!r} as {tp}") from None
     if isinstance(value, int) and not isinstance(value, bool) and float in non_none and int not in non_none:
@@ -264,7 +283,20 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 
 def merge(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
-    """A copy of the dataclass `obj` with the nested `overrides` applied (checked against the field types)."""
+    """A copy of the dataclass `obj` with the nested `overrides` applied (checked against the field types).
+
+    On a TrainConfig, strings given to numeric fields are recorded as pending expressions (see resolve()).
+    """
+    if isinstance(obj, TrainConfig):
+        overrides, found = split_expressions(overrides)
+        pending = set(found) | {f for f, r in obj.expressions.items() if "value" not in r}
+        return record_expressions(_merge(obj, overrides, prefix, frozenset(pending)), overrides, found)
+    return _merge(obj, overrides, prefix)
+
+
+def _merge(obj: Any, overrides: dict[str, Any], prefix: str = "", pending: frozenset[str] = frozenset()) -> Any:
+    """merge() without the expression bookkeeping. A section with a pending expression may be inconsistent until
+    it is resolved (d_model changed, num_heads still the old value), so its own checks wait for resolve()."""
     types_ = _field_types(type(obj))
     changes = {}
     for key, value in overrides.items():
@@ -275,10 +307,18 @@ def merge(obj: Any, overrides: dict[str, Any], prefix: str = "") -> Any:
         if _is_dataclass_type(tp):
             if not isinstance(value, dict):
                 raise ValueError(f"{name}: expected an object of fields, got {value!r}")
-            changes[key] = merge(getattr(obj, key), value, name + ".")
+            changes[key] = _merge(getattr(obj, key), value, name + ".", pending)
         else:
             changes[key] = coerce(value, tp, name)
-    return dataclasses.replace(obj, **changes)
+    try:
+        return dataclasses.replace(obj, **changes)
+    except ValueError:
+        if not any(f.startswith(prefix) for f in pending) or not prefix:
+            raise
+        unchecked = copy.copy(obj)  # resolve_expressions checks the section again once its values are final
+        for key, value in changes.items():
+            object.__setattr__(unchecked, key, value)
+        return unchecked
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -287,21 +327,24 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def load_config(config: TrainConfig | dict[str, Any]) -> TrainConfig:
-    """A TrainConfig from itself or from a nested dict such as a checkpoint's extra["config"]."""
-    return config if isinstance(config, TrainConfig) else from_dict(TrainConfig, config)
+    """A TrainConfig from itself or from a nested dict such as a checkpoint's extra["config"].
+
+    Pending expressions are evaluated; resolved ones (a saved config.json) keep their recorded values.
+    """
+    return resolve_expressions(config if isinstance(config, TrainConfig) else from_dict(TrainConfig, config))
 
 
-def read_json(path: str | Path) -> dict[str, Any]:
-    """A --config file: a JSON object of (nested) overrides."""
+def read_json(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A --config file (or another `what`): a JSON object of (nested) overrides."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ValueError(f"config file {path} does not exist") from None
+        raise ValueError(f"{what} {path} does not exist") from None
     except json.JSONDecodeError as e:
-        raise ValueError(f"config file {path} is not valid JSON: {e}") from None
+        raise ValueError(f"{what} {path} is not valid JSON: {e}") from None
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a JSON object, got {type(data).__name__}")
+        raise ValueError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -312,7 +355,11 @@ def save_json(config: TrainConfig, path: str | Path) -> None:
 def flat_fields(cls: type = TrainConfig, prefix: str = "") -> dict[str, Any]:
     """Every leaf field as {"model.d_model": type, ...}."""
     out = {}
-    for key, tp in _field_types(cls).items():
+    types_ = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        key, tp = f.name, types_[f.name]
+        if not f.metadata.get("flag", True):  # not a leaf to set by hand (TrainConfig.expressions)
+            continue
         if _is_dataclass_type(tp):
             out.update(flat_fields(tp, f"{prefix}{key}."))
         else:
@@ -354,7 +401,11 @@ def resolve(
         config = merge(config, read_json(config_file))
     if overrides:
         config = merge(config, overrides)
-    validate(config)
+    config = resolve_expressions(config)
+    try:
+        validate(config)
+    except ValueError as e:
+        raise explain_error(config, e) from None
     return config
 
 

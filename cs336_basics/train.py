@@ -22,6 +22,7 @@ from cs336_basics.config import (
     resolve,
     to_dict,
 )
+from cs336_basics.scaling.expressions import HELP as EXPRESSION_HELP
 
 EXIT_INTERRUPTED = 130
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         "< --config FILE < --section.field flags. The resolved config is written to runs/<name>/config.json.",
         usage="%(prog)s [--preset NAME] [--config FILE] [--resume [RUN_DIR]] [--wandb] [--print-config] "
         "[--section.field VALUE ...]",
+        epilog=EXPRESSION_HELP,
     )
     parser.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
                         help=f"named preset applied over the defaults (default: {DEFAULT_PRESET}; tinystories = "

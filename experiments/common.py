@@ -14,7 +14,6 @@ by benchmarks/corpora.py), and "tinystories" / "owt" when data/TinyStoriesV2-GPT
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for benchmarks.corpora; the package itself is installed
 
 from benchmarks.corpora import python_stdlib  # noqa: E402
+from cs336_basics.scaling.sweep import deep_merge  # noqa: E402 - re-exported for the experiment scripts
 
 CODE_CORPUS_BYTES = 30_000_000  # the first 30 MB of the standard library in path order (of ~31.5 MB), no repetition
 
@@ -61,18 +61,6 @@ def dataset_overrides(name: str) -> dict[str, Any]:
                 "data": {"train_path": "data/owt_train.txt", "valid_path": "data/owt_valid.txt"},
                 "run": {"sample_prompt": "The"}}
     raise ValueError(f"unknown dataset {name!r}")
-
-
-def deep_merge(base: dict, *updates: dict) -> dict:
-    """Nested dicts merged left to right (later values win)."""
-    out = copy.deepcopy(base)
-    for update in updates:
-        for key, value in update.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = deep_merge(out[key], value)
-            else:
-                out[key] = copy.deepcopy(value)
-    return out
 
 
 def parser(description: str, dataset: str = "shakespeare") -> argparse.ArgumentParser:

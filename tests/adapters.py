@@ -233,6 +233,21 @@ def run_train_bpe(
     return train_bpe(input_path, vocab_size, special_tokens, **kwargs)
 
 
+# --- scaling: expression hyperparameters and compute-optimal fits ------------------------------------------------
+
+
+def run_eval_expression(expression: str, names: dict[str, float]) -> float:
+    from cs336_basics.scaling.expressions import evaluate
+
+    return evaluate(expression, names)
+
+
+def run_isoflop_fit(records: list[dict]) -> dict:
+    from cs336_basics.scaling.fit import isoflop_fit
+
+    return isoflop_fit(records)
+
+
 # --- byte-level models and SpaceByte (issue 8) ------------------------------------------------------------------
 
 SPACEBYTE_TEST_DEFAULTS: dict[str, Any] = {

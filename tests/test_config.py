@@ -92,7 +92,7 @@ def test_help_runs_as_a_command():
     [
         ({"model": {"d_modle": 3}}, "unknown config field 'model.d_modle'"),
         ({"nope": 1}, "unknown config field 'nope'"),
-        ({"model": {"d_model": "big"}}, "model.d_model: expected an integer"),
+        ({"model": {"d_model": "big"}}, "model.d_model: cannot evaluate 'big': unknown name 'big'"),  # an expression
         ({"model": {"d_model": 2.5}}, "model.d_model: expected an integer"),
         ({"run": {"compile": "yes"}}, "run.compile: expected true or false"),
         ({"run": {"dtype": "fp8"}}, "run.dtype: 'fp8' is not one of"),
@@ -135,8 +135,9 @@ def test_parse_value_examples():
     assert parse_value("no", bool, "x") is False
     assert parse_value("none", str, "x") == "none"  # a str field takes the text as is
     assert parse_value("ROMEO.\n", str | None, "x") == "ROMEO.\n"
-    with pytest.raises(ValueError, match="x: cannot parse"):
-        parse_value("1e", float, "x")
+    with pytest.raises(ValueError, match="x: cannot evaluate '1e': not a valid expression"):
+        parse_value("1e", float, "x")  # numeric fields also take expressions, checked as they are parsed
+    assert parse_value("3e13/flops", int | None, "x") == "3e13/flops"  # evaluated when the config is resolved
 
 
 def test_nest_inverts_flat_fields():
