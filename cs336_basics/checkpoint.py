@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -20,6 +20,7 @@ import torch
 
 RESERVED_KEYS = ("model", "optimizer", "iteration")
 _CHECKPOINT_NAME = re.compile(r"step_(\d+)\.pt")
+_TEMP_SUFFIX = ".tmp"
 
 PathOrFile = str | os.PathLike | BinaryIO | IO[bytes]
 
@@ -58,7 +59,9 @@ def save_checkpoint(
         return
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its files are 0600; os.open with 0o666 gives the mode the umask allows, like open().
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
@@ -155,7 +158,32 @@ def find_latest_checkpoint(run_or_file: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise ValueError(f"{str(path)!r} is neither a checkpoint file nor a run directory")
     folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    steps = {int(m.group(1)): p for p in folder.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))}
+    steps = list_checkpoints(folder)
     if not steps:
         raise ValueError(f"no checkpoints (step_NNNNNNN.pt) found in {str(folder)!r}")
     return steps[max(steps)]
+
+
+def list_checkpoints(folder: str | os.PathLike) -> dict[int, Path]:
+    """{step: path} of the step_NNNNNNN.pt files in `folder` (empty if it does not exist)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {int(m.group(1)): p for p in folder.iterdir() if (m := _CHECKPOINT_NAME.fullmatch(p.name))}
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep: int | None, protected: set[int] = frozenset()) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints of `folder`, never those of the `protected` steps, and the
+    temp files of writes that a kill interrupted (.step_NNNNNNN.pt.*.tmp). keep=None deletes no checkpoint.
+
+    Returns the deleted paths. Call it only while no other process writes checkpoints to `folder`.
+    """
+    deleted = [p for p in Path(folder).glob(f".step_*.pt.*{_TEMP_SUFFIX}") if p.is_file()]
+    if keep is not None:
+        steps = sorted(list_checkpoints(folder).items())
+        if keep < 1:
+            raise ValueError(f"prune_checkpoints: keep must be >= 1 (or None), got {keep}")
+        deleted += [p for step, p in steps[:-keep] if step not in protected]
+    for p in deleted:
+        p.unlink(missing_ok=True)
+    return deleted

@@ -81,7 +81,12 @@ class DataConfig:
 
 @dataclass
 class RunConfig:
-    """Everything about the run that does not change the maths: where, on what, and how often to report."""
+    """Everything about the run that does not change the maths: where, on what, and how often to report.
+
+    Checkpoints are written every checkpoint_every steps, at the end, and at checkpoint_steps: a list of steps
+    (e.g. [0, 100, 1000]; on the command line "0,100,1000") or "log2" for 0, 1, 2, 4, 8, ... (0 = the
+    initialisation). keep_checkpoints=N deletes all but the newest N, never the checkpoint_steps ones; None keeps all.
+    """
 
     name: str | None = None
     out_dir: str = "runs"
@@ -94,6 +99,8 @@ class RunConfig:
     eval_every: int = 500
     eval_batches: int | None = 50
     checkpoint_every: int = 1000
+    checkpoint_steps: list[int] | str | None = None
+    keep_checkpoints: int | None = None
     wandb: bool = False
     wandb_project: str = "cs336-basics"
     sample_prompt: str = ""
@@ -409,6 +416,27 @@ def resolve(
     return config
 
 
+def checkpoint_steps(spec: list[int] | str | None, total_steps: int) -> set[int]:
+    """The steps <= total_steps that run.checkpoint_steps asks to keep.
+
+    None -> set();  "log2" -> {0, 1, 2, 4, 8, ...};  [0, 50] or "0,50" or "[0, 50]" -> {0, 50}.
+    """
+    if spec is None:
+        return set()
+    if spec == "log2":
+        return {0} | {2**k for k in range(total_steps.bit_length()) if 2**k <= total_steps}
+    if isinstance(spec, str):
+        try:
+            spec = [int(part) for part in spec.strip().strip("[]").split(",") if part.strip()]
+        except ValueError:
+            raise ValueError(f'run.checkpoint_steps: expected "log2" or a list of steps such as 0,100,1000, '
+                             f"got {spec!r}") from None
+    negative = [step for step in spec if step < 0]
+    if negative:
+        raise ValueError(f"run.checkpoint_steps: steps must be >= 0, got {negative[0]}")
+    return {step for step in spec if step <= total_steps}
+
+
 def validate(config: TrainConfig) -> None:
     """Cross-field checks that the field types alone cannot express."""
     positive = ["data.batch_size", "data.grad_accum_steps", "run.log_every", "run.eval_every", "run.checkpoint_every",
@@ -423,6 +451,9 @@ def validate(config: TrainConfig) -> None:
     if config.schedule.min_lr > config.schedule.max_lr:
         raise ValueError(f"schedule.min_lr ({config.schedule.min_lr}) exceeds schedule.max_lr "
                          f"({config.schedule.max_lr})")
+    checkpoint_steps(config.run.checkpoint_steps, config.total_steps)  # raises on a malformed spec
+    if config.run.keep_checkpoints is not None and config.run.keep_checkpoints < 1:
+        raise ValueError(f"run.keep_checkpoints must be >= 1 (or none to keep all), got {config.run.keep_checkpoints}")
     if config.data.valid_path is None and not 0.0 < config.data.valid_fraction < 1.0:
         raise ValueError(f"data.valid_fraction must be in (0, 1), got {config.data.valid_fraction}")
     if config.data.tokenizer == "bytes" and config.model.vocab_size != 257:

@@ -32,8 +32,23 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cs336_basics import distributed
-from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint, save_checkpoint
-from cs336_basics.config import TrainConfig, load_config, merge, read_json, save_json, to_dict, validate
+from cs336_basics.checkpoint import (
+    find_latest_checkpoint,
+    prune_checkpoints,
+    read_checkpoint,
+    restore_checkpoint,
+    save_checkpoint,
+)
+from cs336_basics.config import (
+    TrainConfig,
+    checkpoint_steps,
+    load_config,
+    merge,
+    read_json,
+    save_json,
+    to_dict,
+    validate,
+)
 from cs336_basics.corpus import PreparedData, prepare_data
 from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.mfu import mfu, peak_flops
@@ -171,6 +186,7 @@ class Trainer:
         self.tokens = 0  # training tokens seen
         self.elapsed = 0.0  # seconds spent in train(), summed over resumes
         self.total_steps = config.total_steps
+        self.resumed_from: Path | None = None
         self._wandb = None
 
     # ----------------------------------------------------------------------------------------- one step, one eval
@@ -295,12 +311,17 @@ class Trainer:
 
     def save(self) -> Path:
         """Write checkpoints/step_XXXXXXX.pt (atomically) for the current step: rank 0 writes, gathering FSDP
-        shards first (every rank takes part), so the file is the single-device format."""
+        shards first (every rank takes part), so the file is the single-device format. Then rank 0 applies
+        run.keep_checkpoints (the newest N and the run.checkpoint_steps ones stay) and clears temp files of
+        interrupted writes."""
         path = self.checkpoint_path(self.step)
         model, optimizer = distributed.full_state(self.model, self.optimizer)
         if self.ranks.is_main:
             path.parent.mkdir(parents=True, exist_ok=True)
             save_checkpoint(model, optimizer, self.step, path, extra=self.state_dict())
+            run = self.config.run
+            prune_checkpoints(path.parent, run.keep_checkpoints,
+                              checkpoint_steps(run.checkpoint_steps, self.total_steps))
         return path
 
     def resume(self, checkpoint: str | Path | None = None) -> Path:
@@ -313,6 +334,7 @@ class Trainer:
         ckpt_here = distributed.shard_checkpoint(ckpt, self.model, self.optimizer)  # ckpt itself unless FSDP
         self.step = restore_checkpoint(ckpt_here, self.model, self.optimizer, name=repr(str(path)))
         self.load_state_dict(ckpt)
+        self.resumed_from = path
         metrics = self.run_dir / "metrics.jsonl"
         if metrics.is_file() and self.ranks.is_main:
             kept = [line for line in metrics.read_text().splitlines() if line and json.loads(line)["step"] <= self.step]
@@ -338,13 +360,14 @@ class Trainer:
 
     def _start_run_dir(self) -> None:
         run = self.run_dir
-        if self.step == 0 and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
+        fresh = self.step == 0 and self.resumed_from is None
+        if fresh and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()):
             raise ValueError(f"{run} already holds checkpoints: resume it with --resume {run}, or pick another "
                              f"--run.name")
         if not self.ranks.is_main:
             return
         run.mkdir(parents=True, exist_ok=True)
-        if self.step == 0:  # a fresh start; metrics of an attempt killed before its first checkpoint are stale
+        if fresh:  # metrics of an attempt killed before its first checkpoint are stale
             (run / "metrics.jsonl").unlink(missing_ok=True)
         save_json(self.config, run / "config.json")
         shutil.copytree(self.data.tokenizer_dir, run / "tokenizer", dirs_exist_ok=True)
@@ -403,6 +426,9 @@ class Trainer:
                                    "peak_flops_source": peak.source}
         window_tokens, window_time = 0, 0.0
         start = time.perf_counter() - self.elapsed
+        keep_steps = checkpoint_steps(run.checkpoint_steps, self.total_steps)
+        if self.step == 0 and 0 in keep_steps and self.resumed_from is None:
+            self.save()  # the initialisation
         try:
             with _StopOnSigint(repeat_window_s=2.0 if self.ranks.distributed else 0.0) as stop:
                 # a Ctrl-C seen by any rank stops them all at the same step
@@ -427,7 +453,7 @@ class Trainer:
                     self.elapsed = time.perf_counter() - start
                     if record:
                         self.log({"step": self.step, "tokens": self.tokens, "time": round(self.elapsed, 3), **record})
-                    if self.step % run.checkpoint_every == 0 or last:
+                    if self.step % run.checkpoint_every == 0 or last or self.step in keep_steps:
                         summary["checkpoint"] = str(self.save())
                 summary["interrupted"] = self.step < self.total_steps
                 summary["loop_time"] = self.elapsed

@@ -248,6 +248,15 @@ def run_isoflop_fit(records: list[dict]) -> dict:
     return isoflop_fit(records)
 
 
+# --- Per-token analysis (issue 10): KL between next-token distributions --------------------------------------------
+
+
+def run_token_kl(logits_p: Float[Tensor, "... vocab"], logits_q: Float[Tensor, "... vocab"]) -> Float[Tensor, "..."]:
+    from cs336_basics.analysis.divergence import logits_kl
+
+    return logits_kl(logits_p, logits_q)
+
+
 # --- byte-level models and SpaceByte (issue 8) ------------------------------------------------------------------
 
 SPACEBYTE_TEST_DEFAULTS: dict[str, Any] = {
