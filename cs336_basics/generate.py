@@ -18,13 +18,13 @@ import torch
 from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint
 from cs336_basics.generation import generate
 from cs336_basics.hf import is_hf_folder, load_llama, tokenizer_from_hf
-from cs336_basics.model import ModelConfig, TransformerLM
-from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.model import ModelConfig, build_model
+from cs336_basics.tokenizer import load_tokenizer
 
 
 def load_model(
     run_or_file: str | os.PathLike, device: str | torch.device = "cpu"
-) -> tuple[TransformerLM, Path]:
+) -> tuple[torch.nn.Module, Path]:
     """The model of a run's latest checkpoint (or of a checkpoint file), in eval mode, and the file's path."""
     path = find_latest_checkpoint(run_or_file)
     ckpt = read_checkpoint(path, map_location=device)
@@ -38,7 +38,9 @@ def load_model(
         model_config = ModelConfig(**config["model"])
     except TypeError as e:  # a field this version of ModelConfig does not know
         raise ValueError(f"checkpoint {str(path)!r}: its model config does not fit ModelConfig ({e})") from e
-    model = TransformerLM(model_config, device=device)
+    except ValueError as e:  # a config this version rejects
+        raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
+    model = build_model(model_config, device=device)
     restore_checkpoint(ckpt, model, name=repr(str(path)))
     return model.eval(), path
 
@@ -93,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             model, tokenizer = load_llama(args.checkpoint, device), tokenizer_from_hf(args.checkpoint)
         else:
             model, path = load_model(args.checkpoint, device)
-            tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
+            tokenizer = load_tokenizer(args.tokenizer or find_tokenizer(path))
         texts = generate(
             model,
             tokenizer,
