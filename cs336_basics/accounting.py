@@ -1,4 +1,4 @@
-"""Resource accounting for a TransformerLM: parameters, memory, FLOPs and training time, from its ModelConfig alone.
+"""Resource accounting for a language model: parameters, memory, FLOPs and training time, from its ModelConfig alone.
 
     uv run python -m cs336_basics.accounting --preset gpt2-xl
     uv run python -m cs336_basics.accounting --preset all --context-length 16384
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # dtypes are accepted as torch.dtype or by name; torch itself is never needed here
     import torch
 
-from cs336_basics.model import ModelConfig
+from cs336_basics.model import ModelConfig, SpaceByteConfig
 
 
 def _gpt2(d_model: int, num_layers: int, num_heads: int) -> ModelConfig:
@@ -38,6 +38,11 @@ def _gpt2(d_model: int, num_layers: int, num_heads: int) -> ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     "tinystories": ModelConfig(
         vocab_size=10000, context_length=256, d_model=512, num_layers=4, num_heads=16, d_ff=1344
+    ),
+    # the `spacebyte` training preset's model
+    "spacebyte": ModelConfig(
+        arch="spacebyte", vocab_size=257, context_length=256, d_model=128, num_layers=2, num_heads=4,
+        attention_window=64, spacebyte=SpaceByteConfig(d_local=64, num_local_layers=2, global_context=64),
     ),
     "gpt2-small": _gpt2(768, 12, 12),
     "gpt2-medium": _gpt2(1024, 24, 16),
@@ -68,30 +73,109 @@ def _ffn_matrices(config: ModelConfig) -> int:
     return 3 if config.ffn == "swiglu" else 2
 
 
-def parameter_counts(config: ModelConfig) -> dict[str, int]:
-    """Trainable parameters by component; a tied LM head adds none. The values sum to the model's total."""
+def _block_params(config: ModelConfig, d: int, num_layers: int, d_ff: int, prefix: str = "") -> dict[str, int]:
+    return {
+        f"{prefix}attention projections (Q, K, V, O)": num_layers * 4 * d * d,
+        f"{prefix}feed-forward": num_layers * _ffn_matrices(config) * d * d_ff,
+    }
+
+
+def _block_flops(config: ModelConfig, d: int, num_layers: int, d_ff: int, positions: int, keys: int,
+                 prefix: str = "") -> dict[str, int]:
+    """Matmul FLOPs of num_layers blocks of width d over `positions` queries, each scored against `keys` keys."""
+    return {
+        f"{prefix}attention projections (Q, K, V, O)": num_layers * 4 * 2 * positions * d * d,
+        f"{prefix}attention scores (Q K^T)": num_layers * 2 * positions * keys * d,  # summed over heads
+        f"{prefix}attention weighted sum (A V)": num_layers * 2 * positions * keys * d,
+        f"{prefix}feed-forward": num_layers * _ffn_matrices(config) * 2 * positions * d * d_ff,
+    }
+
+
+def _keys_per_query(config: ModelConfig, seq_len: int, as_computed: bool) -> int:
+    """Keys each query is scored against: the whole sequence (the causal mask skips no work), or with an attention
+    window W the last W (as a sliding-window kernel computes; as_computed=True: our kernels, which mask a full
+    square)."""
+    window = config.attention_window
+    return seq_len if window is None or as_computed else min(window, seq_len)
+
+
+def _spacebyte_d_ff_local(config: ModelConfig) -> int:
+    sb = config.spacebyte
+    return sb.d_ff_local or ModelConfig(d_model=sb.d_local, num_heads=1, ffn=config.ffn).resolved_d_ff
+
+
+def _transformer_params(config: ModelConfig) -> dict[str, int]:
     c, L, d = config, config.num_layers, config.d_model
-    norms = 0 if c.norm == "none" else (2 * L + 1) * d
     return {
         "token embeddings": c.vocab_size * d,
-        "attention projections (Q, K, V, O)": L * 4 * d * d,
-        "feed-forward": L * _ffn_matrices(c) * d * c.resolved_d_ff,
-        "RMSNorm gains": norms,
+        **_block_params(c, d, L, c.resolved_d_ff),
+        "RMSNorm gains": 0 if c.norm == "none" else (2 * L + 1) * d,
         "LM head": 0 if c.tie_embeddings else c.vocab_size * d,
     }
 
 
-def forward_flops(config: ModelConfig, seq_len: int | None = None) -> dict[str, int]:
-    """Matmul FLOPs of one forward pass over one sequence of seq_len tokens (default: the context length)."""
-    c, L, d = config, config.num_layers, config.d_model
-    T = c.context_length if seq_len is None else seq_len
+def _transformer_flops(config: ModelConfig, seq_len: int, as_computed: bool) -> dict[str, int]:
+    c, T = config, seq_len
     return {
-        "attention projections (Q, K, V, O)": L * 4 * 2 * T * d * d,
-        "attention scores (Q K^T)": L * 2 * T * T * d,  # summed over heads: h · 2·T·T·d_head
-        "attention weighted sum (A V)": L * 2 * T * T * d,
-        "feed-forward": L * _ffn_matrices(c) * 2 * T * d * c.resolved_d_ff,
-        "LM head": 2 * T * d * c.vocab_size,
+        **_block_flops(c, c.d_model, c.num_layers, c.resolved_d_ff, T, _keys_per_query(c, T, as_computed)),
+        "LM head": 2 * T * c.d_model * c.vocab_size,
     }
+
+
+def _spacebyte_params(config: ModelConfig) -> dict[str, int]:
+    c, sb, L = config, config.spacebyte, config.num_layers
+    norms = 0 if c.norm == "none" else 2 * sb.num_local_layers * sb.d_local + sb.d_local
+    if L > 0 and c.norm != "none":
+        norms += (2 * L + 1) * c.d_model
+    return {
+        "token embeddings": c.vocab_size * sb.d_local,
+        **_block_params(c, sb.d_local, sb.num_local_layers, _spacebyte_d_ff_local(c), "local "),
+        "global in/out projections": 2 * sb.d_local * c.d_model if L > 0 else 0,
+        **_block_params(c, c.d_model, L, c.resolved_d_ff, "global "),
+        "RMSNorm gains": norms,
+        "LM head": 0 if c.tie_embeddings else c.vocab_size * sb.d_local,
+    }
+
+
+def _spacebyte_flops(config: ModelConfig, seq_len: int, as_computed: bool) -> dict[str, int]:
+    """Local blocks over every byte; global blocks (and their in/out projections) over global_context patches,
+    the most a sequence sends through them (the model pads a batch to its longest row of patches)."""
+    c, sb, T, L = config, config.spacebyte, seq_len, config.num_layers
+    patches = min(sb.global_context, T) if L > 0 else 0
+    return {
+        **_block_flops(c, sb.d_local, sb.num_local_layers, _spacebyte_d_ff_local(c), T,
+                       _keys_per_query(c, T, as_computed), "local "),
+        "global in/out projections": 2 * 2 * patches * sb.d_local * c.d_model,
+        **_block_flops(c, c.d_model, L, c.resolved_d_ff, patches, patches, "global "),
+        "LM head": 2 * T * sb.d_local * c.vocab_size,
+    }
+
+
+# model.arch -> (parameters by component, forward matmul FLOPs by component)
+_BREAKDOWNS = {"transformer": (_transformer_params, _transformer_flops),
+               "spacebyte": (_spacebyte_params, _spacebyte_flops)}
+
+
+def parameter_counts(config: ModelConfig) -> dict[str, int]:
+    """Trainable parameters by component; a tied LM head adds none. The values sum to the model's total."""
+    return _BREAKDOWNS[config.arch][0](config)
+
+
+def forward_flops(config: ModelConfig, seq_len: int | None = None, as_computed: bool = False) -> dict[str, int]:
+    """Matmul FLOPs of one forward pass over one sequence of seq_len tokens (default: the context length).
+
+    With an attention window W each query counts W keys (a sliding-window kernel's work); as_computed=True counts
+    the full square our masked kernels compute (what torch's FlopCounterMode sees)."""
+    T = config.context_length if seq_len is None else seq_len
+    return _BREAKDOWNS[config.arch][1](config, T, as_computed)
+
+
+def flops_per_byte(config: ModelConfig, bytes_per_token: float = 1.0) -> dict[str, float]:
+    """Inference (forward) and training (3x forward) matmul FLOPs per byte of text at the full context.
+
+    bytes_per_token is 1 for byte-level models; for a BPE model, the corpus's UTF-8 bytes per token."""
+    forward = sum(forward_flops(config).values()) / (config.context_length * bytes_per_token)
+    return {"inference": forward, "training": 3 * forward}
 
 
 def elementwise_flops(config: ModelConfig, seq_len: int | None = None) -> dict[str, int]:
@@ -194,7 +278,12 @@ def describe(config: ModelConfig) -> str:
     return (
         f"vocab {config.vocab_size:,}, context {config.context_length:,}, d_model {config.d_model}, "
         f"{config.num_layers} layers, {config.num_heads} heads, d_ff {config.resolved_d_ff} "
-        f"({config.ffn}, {config.norm}-norm, {config.positions}{', tied' if config.tie_embeddings else ''})"
+        f"({config.ffn}, {config.norm}-norm, {config.positions}{', tied' if config.tie_embeddings else ''}"
+        + (f", window {config.attention_window}" if config.attention_window else "")
+        + (f"; SpaceByte: d_local {sb.d_local}, {sb.num_local_layers} local layers, global_context "
+           f"{sb.global_context}, {sb.patching} patches" if (sb := config.spacebyte) and config.arch == "spacebyte"
+           else "")
+        + ")"
     )
 
 
@@ -207,8 +296,9 @@ def report(
     peak_tflops: float = 19.5,
     mfu: float = 0.5,
     gpu_memory_gib: float = 80.0,
+    bytes_per_token: float = 1.0,
 ) -> str:
-    """All the accounting for one config as printable text."""
+    """All the accounting for one config as printable text (memory and elementwise estimates: Transformer only)."""
     T = config.context_length
     params = parameter_counts(config)
     memory = memory_bytes(config, batch_size, dtype)
@@ -243,7 +333,11 @@ def report(
             f"{steps:,} steps x batch {batch_size:,} x {T:,} tokens at {peak_tflops:g} TFLOP/s and {mfu:.0%} MFU: "
             f"{days:,.2f} days"
         ),
+        "FLOPs per byte of text (at {:g} bytes per token): inference {:,.0f}, training {:,.0f}".format(
+            bytes_per_token, *flops_per_byte(config, bytes_per_token).values()),
     ]
+    if config.arch != "transformer":  # the memory and elementwise models describe the Transformer only
+        sections = [sections[0], sections[1], sections[4].split("\nelementwise")[0], *sections[5:]]
     return "\n\n".join(sections)
 
 
@@ -278,7 +372,10 @@ def main(argv: list[str] | None = None) -> None:
     overrides.add_argument("--norm", choices=["pre", "post", "none"])
     overrides.add_argument("--positions", choices=["rope", "nope"])
     overrides.add_argument("--tie-embeddings", action="store_true", default=None)
+    overrides.add_argument("--attention-window", type=int)
     parser.add_argument("--batch-size", type=int, default=1, help="sequences per step, for memory and time")
+    parser.add_argument("--bytes-per-token", type=float, default=1.0,
+                        help="UTF-8 bytes per token of your corpus, for FLOPs per byte (1 for byte-level models)")
     parser.add_argument(
         "--dtype", choices=list(DTYPES), default="float32", help="precision of weights, state, activations"
     )
@@ -308,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(err))
     for name, config in configs.items():
         print(report(name, config, args.batch_size, DTYPES[args.dtype], args.steps, args.peak_tflops, args.mfu,
-                     args.gpu_memory_gib), end="\n\n")  # fmt: skip
+                     args.gpu_memory_gib, args.bytes_per_token), end="\n\n")  # fmt: skip
     if len(configs) > 1:
         print(compare(configs))
 

@@ -66,6 +66,7 @@ class DataConfig:
     Plain text or .gz files, documents separated by the special token. Only the first max_bytes of each file are used when set. Without valid_path, the last whole documents
     of train_path (at least valid_fraction of its bytes) are held out for validation. Decompressed, split and
     tokenized files and the trained tokenizer are cached under cache_dir, keyed by everything that shapes them.
+    tokenizer "bytes" trains no BPE: ids are the UTF-8 bytes, the special token is 256 (model.vocab_size = 257).
     """
 
     train_path: str = "data/TinyStoriesV2-GPT4-train.txt"
@@ -73,6 +74,7 @@ class DataConfig:
     valid_fraction: float = 0.05
     max_bytes: int | None = None
     tokenizer_dir: str | None = None
+    tokenizer: Literal["bpe", "bytes"] = "bpe"
     special_token: str = "<|endoftext|>"
     cache_dir: str = "data/cache"
     batch_size: int = 32
@@ -165,6 +167,18 @@ PRESETS: dict[str, dict[str, Any]] = {
                  "batch_size": 12},
         "run": {"log_every": 10, "eval_every": 250, "eval_batches": 20, "checkpoint_every": 500,
                 "sample_prompt": "ROMEO.\n", "sample_tokens": 500},
+    },
+    # SpaceByte on the bytes of Shakespeare: about 10 CPU-minutes (measured; see the README).
+    "spacebyte": {
+        "model": {"arch": "spacebyte", "vocab_size": 257, "context_length": 256, "d_model": 128, "num_layers": 2,
+                  "num_heads": 4, "d_ff": None, "attention_window": 64, "attn_backend": "torch",
+                  "spacebyte": {"d_local": 64, "num_local_layers": 2, "num_local_heads": 2, "global_context": 64,
+                                "patching": "spacelike"}},
+        "schedule": {"max_lr": 3e-3, "min_lr": 3e-4, "warmup_frac": 0.05, "max_steps": 500},
+        "data": {"train_path": "data/shakespeare.txt.gz", "valid_path": None, "valid_fraction": 0.05,
+                 "tokenizer": "bytes", "batch_size": 16},
+        "run": {"log_every": 10, "eval_every": 125, "eval_batches": 10, "checkpoint_every": 125,
+                "sample_prompt": "ROMEO.\n", "sample_tokens": 300},
     },
     # The assignment's TinyStories run: exactly the dataclass defaults.
     "tinystories": {},
@@ -458,6 +472,15 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(f"run.keep_checkpoints must be >= 1 (or none to keep all), got {config.run.keep_checkpoints}")
     if config.data.valid_path is None and not 0.0 < config.data.valid_fraction < 1.0:
         raise ValueError(f"data.valid_fraction must be in (0, 1), got {config.data.valid_fraction}")
+    if config.data.tokenizer == "bytes" and config.model.vocab_size != 257:
+        raise ValueError(f"data.tokenizer 'bytes' has 256 byte ids + 1 special token "
+                         f"({config.data.special_token}), so model.vocab_size must be 257, got "
+                         f"{config.model.vocab_size}")
+    if config.data.tokenizer == "bytes" and config.data.tokenizer_dir is not None:
+        raise ValueError("data.tokenizer_dir loads a BPE tokenizer; leave it unset with data.tokenizer 'bytes'")
+    if config.model.arch == "spacebyte" and config.data.tokenizer != "bytes":
+        raise ValueError("model.arch 'spacebyte' reads bytes: set data.tokenizer to 'bytes' (and model.vocab_size "
+                         "to 257)")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""From a text corpus to the trainer's inputs: train/valid split, BPE tokenizer and token files, cached.
+"""From a text corpus to the trainer's inputs: train/valid split, BPE (or byte) tokenizer and token files, cached.
 
     prepare_data(config.data, vocab_size) -> PreparedData(train_tokens=.../train.npy, valid_tokens=..., ...)
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cs336_basics.config import DataConfig
 from cs336_basics.atomic import atomic_write_text
-from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe
+from cs336_basics.tokenizer import ByteTokenizer, Tokenizer, encode_file, train_bpe
 from cs336_basics.tokenizer.pretokenize import decode_utf8
 
 # Where to get the big corpora when a preset names them and they are not there yet.
@@ -111,6 +111,8 @@ def cache_dir_for(data: DataConfig, vocab_size: int) -> Path:
         "vocab_size": vocab_size,
         "tokenizer": [_identity(p) for p in sorted(tokenizer.iterdir())] if tokenizer else None,
     }
+    if data.tokenizer != "bpe":  # only then, so that the caches of BPE runs keep their names
+        key["tokenizer_kind"] = data.tokenizer
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
     stem = train.name.split(".")[0]
     return Path(data.cache_dir) / f"{stem}-{digest}"
@@ -133,6 +135,9 @@ def prepare_data(data: DataConfig, vocab_size: int, *, progress: bool = True) ->
             raise ValueError(f"the tokenizer in {data.tokenizer_dir} has {tokenizer.vocab_size} tokens but "
                              f"model.vocab_size is {vocab_size}; raise model.vocab_size")
         shutil.copytree(data.tokenizer_dir, tokenizer_dir, dirs_exist_ok=True)
+    elif data.tokenizer == "bytes":
+        tokenizer = ByteTokenizer([data.special_token])
+        tokenizer.save(tokenizer_dir)
     else:
         if progress:
             print(f"training a {vocab_size}-token BPE tokenizer on {train_text_path} ...", flush=True)

@@ -20,15 +20,13 @@ from cs336_basics.runs import find_tokenizer
 if TYPE_CHECKING:
     import torch
 
-    from cs336_basics.model import TransformerLM
-
 __all__ = ["find_tokenizer", "load_model", "main"]
 
 
-def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[TransformerLM, Path]:
+def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Path]:
     """The model of a run's newest loadable checkpoint (or of a checkpoint file), in eval mode, and its path."""
     from cs336_basics.checkpoint import restore_checkpoint
-    from cs336_basics.model import ModelConfig, TransformerLM
+    from cs336_basics.model import ModelConfig, build_model
     from cs336_basics.runs import load_latest_checkpoint
 
     path, ckpt = load_latest_checkpoint(run_or_file, map_location=device)
@@ -42,7 +40,9 @@ def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu
         model_config = ModelConfig(**config["model"])
     except TypeError as e:  # a field this version of ModelConfig does not know
         raise ValueError(f"checkpoint {str(path)!r}: its model config does not fit ModelConfig ({e})") from e
-    model = TransformerLM(model_config, device=device)
+    except ValueError as e:  # a config this version rejects
+        raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
+    model = build_model(model_config, device=device)
     restore_checkpoint(ckpt, model, name=repr(str(path)))
     return model.eval(), path
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     from cs336_basics.device import resolve_device
     from cs336_basics.generation import check_sampling, generate
     from cs336_basics.hf import is_hf_folder, load_llama, tokenizer_from_hf
-    from cs336_basics.tokenizer import Tokenizer
+    from cs336_basics.tokenizer import load_tokenizer
 
     try:
         device = resolve_device(args.device)  # before the checkpoint: a bad device is not a bad file
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             model, tokenizer = load_llama(args.checkpoint, device), tokenizer_from_hf(args.checkpoint)
         else:
             model, path = load_model(args.checkpoint, device)
-            tokenizer = Tokenizer.from_dir(args.tokenizer or find_tokenizer(path))
+            tokenizer = load_tokenizer(args.tokenizer or find_tokenizer(path))
         texts = generate(model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
                          temperature=args.temperature, top_p=args.top_p, top_k=args.top_k, seed=args.seed)
     except (ValueError, FileNotFoundError) as e:

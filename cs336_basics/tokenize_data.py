@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from cs336_basics.tokenizer import Tokenizer, encode_file
+from cs336_basics.tokenizer import encode_file, load_tokenizer
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,14 +21,15 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", help="UTF-8 text file (or .gz) to encode")
-    parser.add_argument("--tokenizer", required=True, help="directory written by train_bpe (vocab.json, ...)")
+    parser.add_argument("--tokenizer", required=True,
+                        help="directory written by train_bpe, or a run's tokenizer/ (BPE or bytes)")
     parser.add_argument("--output", required=True, help="the .npy file to write")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     args = parser.parse_args(argv)
     if os.path.isdir(args.output):
         parser.error(f"--output {args.output} is a directory; give the .npy file to write")
     try:
-        tokenizer = Tokenizer.from_dir(args.tokenizer)
+        tokenizer = load_tokenizer(args.tokenizer)
         result = encode_file(tokenizer, args.input, args.output, num_workers=args.workers, progress=True)
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))

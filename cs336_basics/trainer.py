@@ -53,13 +53,23 @@ from cs336_basics.data import eval_batches, get_batch, open_tokens
 from cs336_basics.device import resolve_device
 from cs336_basics.mfu import mfu, peak_flops
 from cs336_basics.accounting import training_flops_per_token
-from cs336_basics.model import TransformerLM
-from cs336_basics.nn_utils import clip_gradients, cross_entropy
+from cs336_basics.model import build_model
+from cs336_basics.nn_utils import clip_gradients, cross_entropy, log_softmax
 from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
 from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
-from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.tokenizer import load_tokenizer
 
 Batch = tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]
+
+
+def token_byte_lengths(tokenizer, vocab_size: int) -> Int[Tensor, " vocab_size"]:
+    """UTF-8 bytes of each token id's text: len(vocab[id]); 0 for special tokens and ids past the vocabulary."""
+    lengths = torch.zeros(vocab_size, dtype=torch.long)
+    specials = {tokenizer.special_token_id(t) for t in tokenizer.special_tokens}
+    for i, token in tokenizer.vocab.items():
+        if i < vocab_size and i not in specials:
+            lengths[i] = len(token)
+    return lengths
 
 
 class TrainingDiverged(RuntimeError):
@@ -157,7 +167,7 @@ class Trainer:
 
         self.data: PreparedData = self.ranks.main_first(
             lambda: prepare_data(config.data, config.model.vocab_size, progress=self.progress))
-        self.tokenizer = Tokenizer.from_dir(self.data.tokenizer_dir)
+        self.tokenizer = load_tokenizer(self.data.tokenizer_dir)
         self.train_data = open_tokens(self.data.train_tokens, config.model.vocab_size)
         self.valid_data = open_tokens(self.data.valid_tokens, config.model.vocab_size)
 
@@ -165,9 +175,10 @@ class Trainer:
         np.random.seed(config.run.seed)
         torch.manual_seed(config.run.seed)
         self.batch_rng = np.random.default_rng(config.run.seed)
-        self.model = TransformerLM(config.model).to(self.device)
+        self.model = build_model(config.model).to(self.device)
         if init is not None:  # fine-tuning: trained weights (before any sharding), fresh optimizer and schedule
             restore_checkpoint(init[1], self.model, name=repr(str(init[0])))
+        self.target_bytes = token_byte_lengths(self.tokenizer, config.model.vocab_size).to(self.device)
         # DDP around the model, or the model sharded in place by FSDP; the model itself in a world of one.
         self.parallel_model = distributed.wrap(self.model, config.run.parallel, self.ranks)
         opt = config.optim
@@ -212,15 +223,18 @@ class Trainer:
         lr = self.lr_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum, left_out = torch.zeros((), device=self.device), 0.0
         for i in range(accum):
             x, y = batch if batch is not None else self.next_batch()
+            keep = self.model.target_mask(x)  # None: every target counts (SpaceByte leaves some out)
             # gradients are reduced over ranks on the last micro-batch only
             with distributed.gradient_sync(self.parallel_model, i == accum - 1):
                 with self._autocast():
-                    loss = cross_entropy(self.forward(x).float(), y)
+                    logits = self.forward(x).float()
+                    loss = cross_entropy(logits, y) if keep is None else cross_entropy(logits[keep], y[keep])
                 (loss / accum).backward()
             loss_sum += loss.detach()
+            left_out += 0.0 if keep is None else 1.0 - keep.float().mean().item()
         max_norm = self.config.optim.max_grad_norm
         grad_norm = float(clip_gradients(self.model.parameters(), max_norm if max_norm > 0 else math.inf))
         loss_value = self.ranks.mean(loss_sum).item() / accum  # the same on every rank, so all stop together
@@ -235,34 +249,49 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         self.tokens += self.config.tokens_per_step
-        return {"train_loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+        metrics = {"train_loss": loss_value, "lr": lr, "grad_norm": grad_norm}
+        if keep is not None:  # the share of targets the model left out of its loss (SpaceByte past global_context)
+            metrics["left_out_frac"] = left_out / accum
+        return metrics
 
     @torch.no_grad()
     def evaluate(self, max_batches: int | None = -1) -> dict[str, float]:
-        """Mean loss over fixed validation windows and bits per byte = total nats / ln 2 / bytes they cover.
+        """Mean loss over fixed validation windows and bits per byte = Σ nats / (ln 2 · Σ UTF-8 bytes), both
+        sums over the predicted targets that are text (see `score`).
 
-        The bytes covered are tokens evaluated x (validation bytes / validation tokens). max_batches=-1 uses
-        config.run.eval_batches batches of windows evenly spread over the split (the same windows every call, so
-        a learning curve compares like with like); None covers the whole validation set.
+        max_batches=-1 uses config.run.eval_batches batches of windows evenly spread over the split (the same
+        windows every call, so a learning curve compares like with like); None covers the whole validation set.
         """
         if max_batches == -1:
             max_batches = self.config.run.eval_batches
         self.model.eval()
-        total_nats, num_tokens = 0.0, 0
+        totals = torch.zeros(4, dtype=torch.float64)
         for x, y in eval_batches(self.valid_data, self.config.data.batch_size, self.config.model.context_length,
                                  self.device, max_batches=max_batches):
             x, y = self.ranks.share(x), self.ranks.share(y)  # may be empty; FSDP still needs every rank's forward
             with self._autocast():
                 logits = self.forward(x).float()
             if y.numel():
-                total_nats += cross_entropy(logits, y).item() * y.numel()
-                num_tokens += y.numel()
-        total_nats, num_tokens = self.ranks.sum(total_nats, num_tokens)
+                totals += self.score(x, logits, y)
         self.model.train()
+        total_nats, num_tokens, text_nats, num_bytes = self.ranks.sum(*totals.tolist())
         if num_tokens == 0:
             raise ValueError(f"the validation set {self.data.valid_tokens} is shorter than one context window")
-        bits_per_byte = total_nats / math.log(2) / (num_tokens * self.data.valid_bytes_per_token)
-        return {"val_loss": total_nats / num_tokens, "val_bpb": bits_per_byte}
+        return {"val_loss": total_nats / num_tokens, "val_bpb": text_nats / math.log(2) / max(num_bytes, 1.0)}
+
+    def score(self, x: Tensor, logits: Tensor, y: Tensor) -> Tensor:
+        """[Σ nats, targets, Σ nats of text targets, Σ their UTF-8 bytes] over one batch, as float64 on the CPU.
+
+        A target's bytes are the length of its vocabulary entry; special tokens have none, so their predictions
+        count in neither bits-per-byte sum, whatever the tokenizer. Targets the model leaves out of its loss
+        (SpaceByte past global_context) count nowhere.
+        """
+        nats = -log_softmax(logits, dim=-1).gather(-1, y[..., None])[..., 0]  # (B, T)
+        keep = self.model.target_mask(x)
+        keep = torch.ones_like(y, dtype=torch.bool) if keep is None else keep
+        num_bytes = self.target_bytes[y] * keep
+        sums = [(nats * keep).sum(), keep.sum(), (nats * (num_bytes > 0)).sum(), num_bytes.sum()]
+        return torch.stack([s.double() for s in sums]).cpu()
 
     # ----------------------------------------------------------------------------------------- state
 

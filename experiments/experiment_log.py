@@ -17,7 +17,7 @@ from common import BASE, ROOT, deep_merge, dataset_overrides
 
 SCRIPTS = {"lr_sweep": "lr_sweep.py", "ablations": "ablations.py", "batch_size": "batch_size.py",
            "second_dataset": "second_dataset.py", "own_modification": "own_modification.py",
-           "samples": "samples.py"}
+           "samples": "samples.py", "bytes_vs_subword": "bytes_vs_subword.py"}
 
 
 def differences(config: dict, base: dict, prefix: str = "") -> list[str]:

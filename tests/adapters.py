@@ -255,3 +255,30 @@ def run_token_kl(logits_p: Float[Tensor, "... vocab"], logits_q: Float[Tensor, "
     from cs336_basics.analysis.divergence import logits_kl
 
     return logits_kl(logits_p, logits_q)
+
+
+# --- byte-level models and SpaceByte (issue 8) ------------------------------------------------------------------
+
+SPACEBYTE_TEST_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 257, "context_length": 64, "d_model": 64, "num_heads": 2, "num_layers": 2,
+    "d_local": 32, "num_local_layers": 2, "num_local_heads": 2, "global_context": 16,
+}
+
+
+def run_spacebyte_patch_starts(ids: Int[Tensor, " batch seq"]) -> Bool[Tensor, " batch seq"]:
+    from cs336_basics.model import patch_starts
+
+    return patch_starts(ids)
+
+
+def get_spacebyte_lm(**overrides: Any) -> torch.nn.Module:
+    """A small SpaceByteLM; any ModelConfig or SpaceByteConfig field can be overridden by name."""
+    import dataclasses
+
+    from cs336_basics.model import SpaceByteConfig, SpaceByteLM
+
+    fields = SPACEBYTE_TEST_DEFAULTS | overrides
+    nested = {f.name for f in dataclasses.fields(SpaceByteConfig)}
+    spacebyte = SpaceByteConfig(**{k: v for k, v in fields.items() if k in nested})
+    top = {k: v for k, v in fields.items() if k not in nested}
+    return SpaceByteLM(ModelConfig(arch="spacebyte", spacebyte=spacebyte, **top))

@@ -36,6 +36,7 @@ STAND_IN = "uv run python -m cs336_basics.train --preset tiny"
 NOT_EXECUTED = {
     "uv run pytest": "the test suite itself",
     "uv run modal run ": "needs a Modal account and a cloud GPU",
+    "uv run python -m cs336_basics.sweep experiments/sweep_example.json --backend modal": "needs a Modal account",
     "modal volume get ": "needs a Modal account",
     "uv run python -m cs336_basics.data download ": "needs the network",
     "uv run torchrun --standalone --nproc_per_node 8 ": "needs 8 GPUs",

@@ -1,4 +1,5 @@
-"""The Transformer LM, from tensor primitives: layers -> attention -> transformer (read in that order).
+"""The language models, from tensor primitives: layers -> attention -> transformer -> spacebyte (read in that order);
+registry.build_model picks one by config.arch.
 
 Names are imported on first use, so `from cs336_basics.model.config import ModelConfig` does not load torch.
 """
@@ -18,6 +19,12 @@ _HOME = {
     "SwiGLU": "layers",
     "KVCache": "transformer",
     "ModelConfig": "config",
+    "SpaceByteConfig": "config",
+    "SpaceByteCache": "spacebyte",
+    "SpaceByteLM": "spacebyte",
+    "patch_starts": "spacebyte",
+    "MODEL_CLASSES": "registry",
+    "build_model": "registry",
     "TransformerBlock": "transformer",
     "TransformerLM": "transformer",
 }

@@ -73,17 +73,24 @@ def _attention(Q: Tensor, K: Tensor, V: Tensor, blocked: Tensor | None) -> Tenso
     return softmax(scores, dim=-1) @ V
 
 
-def causal_mask(num_queries: int, num_keys: int, device: torch.device | None = None) -> Bool[Tensor, " q k"]:
-    """mask[i, j] = True where key j is not in query i's future.
+def causal_mask(
+    num_queries: int, num_keys: int, device: torch.device | None = None, window: int | None = None
+) -> Bool[Tensor, " q k"]:
+    """mask[i, j] = True where key j is not in query i's future (and, with a window W, is one of its last W).
 
     The queries are the last `num_queries` of the `num_keys` positions (earlier ones come from a KV cache), so
-    query i sits at position num_keys - num_queries + i. Example: causal_mask(1, 3) -> [[True, True, True]].
+    query i sits at position p = num_keys - num_queries + i and sees keys p-W+1..p.
+    Examples: causal_mask(1, 3) -> [[True, True, True]];  causal_mask(1, 3, window=2) -> [[False, True, True]].
     """
-    return torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril_(num_keys - num_queries)
+    offset = num_keys - num_queries
+    mask = torch.ones(num_queries, num_keys, dtype=torch.bool, device=device).tril_(offset)
+    return mask.triu_(offset - window + 1) if window is not None else mask
 
 
-def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor, window: int | None = None) -> Tensor:
     num_queries, num_keys = q.shape[-2], k.shape[-2]
+    if window is not None:
+        return _attention(q, k, v, blocked=~causal_mask(num_queries, num_keys, q.device, window))
     # the complement of causal_mask, built directly: True where key j is in query i's future
     future = torch.ones(num_queries, num_keys, dtype=torch.bool, device=q.device).triu_(
         num_keys - num_queries + 1
@@ -91,11 +98,12 @@ def _scratch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     return _attention(q, k, v, blocked=future)
 
 
-def _torch_causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    if q.shape[-2] == k.shape[-2]:
+def _torch_causal_attention(q: Tensor, k: Tensor, v: Tensor, window: int | None = None) -> Tensor:
+    if q.shape[-2] == k.shape[-2] and (window is None or window >= k.shape[-2]):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     # is_causal aligns the mask top-left, which is wrong when cached keys precede the queries.
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_mask(q.shape[-2], k.shape[-2], q.device))
+    mask = causal_mask(q.shape[-2], k.shape[-2], q.device, window)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 
 ATTENTION_BACKENDS = {"scratch": _scratch_causal_attention, "torch": _torch_causal_attention}
@@ -126,7 +134,8 @@ class LayerKVCache:
 
 class CausalMultiHeadSelfAttention(nn.Module):
     """MultiHead(x) = W_O concat_h(Attention(W_Q,h x, W_K,h x, W_V,h x)), each position attending only to itself
-    and earlier positions. Heads are a batch dimension; RoPE (if given) rotates queries and keys.
+    and earlier positions (with `window` W: only to the last W of them, itself included). Heads are a batch
+    dimension; RoPE (if given) rotates queries and keys.
     """
 
     def __init__(
@@ -137,15 +146,18 @@ class CausalMultiHeadSelfAttention(nn.Module):
         backend: str = "scratch",
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
+        window: int | None = None,
     ):
         super().__init__()
+        if window is not None and window < 1:
+            raise ValueError(f"attention window must be >= 1 (or None for full attention), got {window}")
         if d_model % num_heads != 0:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         if backend not in ATTENTION_BACKENDS:
             raise ValueError(
                 f"unknown attention backend {backend!r}; choose from {sorted(ATTENTION_BACKENDS)}"
             )
-        self.d_model, self.num_heads, self.backend = d_model, num_heads, backend
+        self.d_model, self.num_heads, self.backend, self.window = d_model, num_heads, backend, window
         self.q_proj = Linear(d_model, d_model, device=device, dtype=dtype)
         self.k_proj = Linear(d_model, d_model, device=device, dtype=dtype)
         self.v_proj = Linear(d_model, d_model, device=device, dtype=dtype)
@@ -176,8 +188,9 @@ class CausalMultiHeadSelfAttention(nn.Module):
         q, k = q_and_k.unbind(0)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)  # (..., heads, cached + seq, d_k)
-        out = self._attend(q, k, v)  # (..., heads, seq, d_k)
+        out = self._attend(q, k, v, self.window)  # (..., heads, seq, d_k)
         return self.output_proj(rearrange(out, "... heads seq d_k -> ... seq (heads d_k)"))
 
     def extra_repr(self) -> str:
-        return f"d_model={self.d_model}, num_heads={self.num_heads}, backend={self.backend!r}"
+        window = f", window={self.window}" if self.window is not None else ""
+        return f"d_model={self.d_model}, num_heads={self.num_heads}, backend={self.backend!r}{window}"

@@ -49,6 +49,7 @@ class TransformerBlock(nn.Module):
         ffn: str = "swiglu",
         backend: str = "scratch",
         eps: float = 1e-5,
+        window: int | None = None,
         device: torch.device | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -58,7 +59,7 @@ class TransformerBlock(nn.Module):
         if ffn not in FFN_TYPES:
             raise ValueError(f"ffn must be one of {tuple(FFN_TYPES)}, got {ffn!r}")
         self.attn = CausalMultiHeadSelfAttention(
-            d_model, num_heads, rope, backend, device=device, dtype=dtype
+            d_model, num_heads, rope, backend, device=device, dtype=dtype, window=window
         )
         self.ffn = FFN_TYPES[ffn](d_model, d_ff, device=device, dtype=dtype)
         if norm == "none":
@@ -97,6 +98,24 @@ class KVCache:
         return self.layers[0].length
 
 
+def check_token_ids(in_indices: Tensor, offset: int, config: ModelConfig) -> None:
+    """A ValueError unless in_indices is an integer tensor of ids in [0, vocab_size) that fits, after `offset`
+    cached positions, in the context."""
+    if in_indices.is_floating_point() or in_indices.is_complex() or in_indices.dtype == torch.bool:
+        raise ValueError(f"token ids must be an integer tensor, got dtype {in_indices.dtype}")
+    if in_indices.dim() == 0:
+        raise ValueError("token ids need at least one (sequence) dimension")
+    seq_len, context = in_indices.shape[-1], config.context_length
+    if offset + seq_len > context:
+        cached = f" after {offset} cached positions" if offset else ""
+        raise ValueError(f"sequence of {seq_len} tokens{cached} exceeds context_length {context}")
+    if in_indices.numel() > 0:
+        lo, hi = torch.aminmax(in_indices)
+        lo, hi = int(lo), int(hi)  # a device-to-host copy of two numbers
+        if lo < 0 or hi >= config.vocab_size:
+            raise ValueError(f"token ids must lie in [0, vocab_size={config.vocab_size}), got min {lo} and max {hi}")
+
+
 class TransformerLM(nn.Module):
     """Token embeddings -> num_layers TransformerBlocks -> final RMSNorm -> LM head (logits over the vocabulary).
 
@@ -128,6 +147,7 @@ class TransformerLM(nn.Module):
                 ffn=c.ffn,
                 backend=c.attn_backend,
                 eps=c.eps,
+                window=c.attention_window,
                 device=device,
                 dtype=dtype,
             )
@@ -151,6 +171,10 @@ class TransformerLM(nn.Module):
         """An empty cache for incremental decoding (see KVCache)."""
         return KVCache(len(self.layers))
 
+    def target_mask(self, in_indices: Int[Tensor, " ... seq"]) -> None:
+        """Which targets the loss counts: every one (None). SpaceByteLM leaves some out (see there)."""
+        return None
+
     def forward(
         self, in_indices: Int[Tensor, " ... seq"], kv_cache: KVCache | None = None
     ) -> Float[Tensor, " ... seq vocab_size"]:
@@ -168,21 +192,7 @@ class TransformerLM(nn.Module):
 
     @torch.compiler.disable  # runs eagerly (its .item() calls would break the graph anyway); the rest compiles
     def _check_input(self, in_indices: Tensor, offset: int) -> None:
-        if in_indices.is_floating_point() or in_indices.is_complex() or in_indices.dtype == torch.bool:
-            raise ValueError(f"token ids must be an integer tensor, got dtype {in_indices.dtype}")
-        if in_indices.dim() == 0:
-            raise ValueError("token ids need at least one (sequence) dimension")
-        seq_len, context = in_indices.shape[-1], self.config.context_length
-        if offset + seq_len > context:
-            cached = f" after {offset} cached positions" if offset else ""
-            raise ValueError(f"sequence of {seq_len} tokens{cached} exceeds context_length {context}")
-        if in_indices.numel() > 0:
-            lo, hi = torch.aminmax(in_indices)
-            lo, hi = int(lo), int(hi)  # a device-to-host copy of two numbers
-            if lo < 0 or hi >= self.config.vocab_size:
-                raise ValueError(
-                    f"token ids must lie in [0, vocab_size={self.config.vocab_size}), got min {lo} and max {hi}"
-                )
+        check_token_ids(in_indices, offset, self.config)
 
     def extra_repr(self) -> str:
         return f"config={self.config}"
