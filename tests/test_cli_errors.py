@@ -4,6 +4,7 @@ SystemExit of a clean error would be the traceback a user sees."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import os
@@ -55,7 +56,7 @@ def run(tmp_path, tokenizer_dir) -> Path:
     run_dir = tmp_path / "run"
     shutil.copytree(tokenizer_dir, run_dir / "tokenizer")
     config = ModelConfig(vocab_size=258, context_length=16, d_model=16, num_layers=1, num_heads=2)
-    extra = {"config": {"model": config.__dict__.copy()}}
+    extra = {"config": {"model": dataclasses.asdict(config)}}
     save_checkpoint(TransformerLM(config), None, 5, run_dir / "checkpoints" / "step_0000005.pt", extra=extra)
     return run_dir
 
