@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
-
 from cs336_basics.tokenizer import io
 from cs336_basics.tokenizer.pretokenize import (
     check_special_tokens,
@@ -23,6 +21,7 @@ from cs336_basics.tokenizer.pretokenize import (
     special_token_regex,
     split_on_special,
 )
+from cs336_basics.tokenizer.tokenizer import Tokenizer
 
 NUM_BYTES = 256
 _STREAM_BUFFER_CHARS = 1 << 18
@@ -80,15 +79,8 @@ class ByteTokenizer:
         if buffer:
             yield from self.encode(buffer)
 
-    def decode(self, ids: Iterable[int]) -> str:
-        """Ids -> text; byte sequences that are not valid UTF-8 become U+FFFD."""
-        ids = list(ids)
-        try:
-            data = b"".join(map(self.vocab.__getitem__, ids))
-        except (KeyError, TypeError):
-            bad = next(i for i in ids if not isinstance(i, (int, np.integer)) or i not in self.vocab)
-            raise ValueError(f"token id {bad!r} is not in the vocabulary (ids 0..{self.vocab_size - 1})") from None
-        return data.decode("utf-8", errors="replace")
+    # Ids -> text is the same lookup-and-join as for BPE (bad ids a ValueError, invalid UTF-8 U+FFFD).
+    decode = Tokenizer.decode
 
     def save(self, directory) -> None:
         """Write vocab.json, an empty merges.txt and special_tokens.json (the BPE Tokenizer's files)."""
@@ -123,6 +115,4 @@ def is_byte_tokenizer_dir(directory) -> bool:
 
 def load_tokenizer(directory):
     """The tokenizer saved in `directory`: a ByteTokenizer when it has no merges, else the BPE Tokenizer."""
-    from cs336_basics.tokenizer.tokenizer import Tokenizer
-
     return ByteTokenizer.from_dir(directory) if is_byte_tokenizer_dir(directory) else Tokenizer.from_dir(directory)
