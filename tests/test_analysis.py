@@ -41,12 +41,7 @@ from tests.adapters import run_token_kl
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def random_lm(seed: int, context: int = 16, vocab: int = 50) -> TransformerLM:

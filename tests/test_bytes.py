@@ -33,12 +33,7 @@ from cs336_basics.trainer import Trainer
 EOT = "<|endoftext|>"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 # ------------------------------------------------------------------------------------------- ByteTokenizer

@@ -16,14 +16,7 @@ from cs336_basics.generation import generate
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """See test_generation.py: tiny models decode far faster on one thread of a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 @pytest.fixture

@@ -23,14 +23,7 @@ from cs336_basics.tokenizer import Tokenizer
 FIXTURES = "tests/fixtures"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a loaded 2-core machine thread hand-offs made
-    decoding ~200x slower; restored afterwards for the other test modules."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 PROBS = [0.5, 0.3, 0.15, 0.05]

@@ -25,14 +25,7 @@ from cs336_basics.model import (
 )
 from tests.adapters import get_spacebyte_lm, run_spacebyte_patch_starts
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run far faster on one thread of a busy machine (see test_generation.py)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 
 
 def starts_reference(ids: list[int]) -> list[bool]:
