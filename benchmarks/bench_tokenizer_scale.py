@@ -417,19 +417,25 @@ def plot(runs: list[dict], path: Path) -> None:
     from cs336_basics.atomic import atomic_open
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(12, 4.8))
-    styles = {"ours": "-o", "hf": "--s", "tiktoken": ":^"}
+    styles = {"ours": ("-", "o"), "hf": ("--", "s"), "tiktoken": (":", "^")}
+    colors = {"train 10K": "tab:blue", "train 32K": "tab:green", "encode": "tab:purple"}
     names = {"ours": "ours", "hf": "HF tokenizers", "tiktoken": "tiktoken"}
-    for task in [f"train {v // 1000}K" for v in VOCABS] + ["encode"]:
-        for tool in ("ours", "hf", "tiktoken"):
+    for task, color in colors.items():
+        for tool, (line, marker) in styles.items():
             rs = sorted((r for r in runs if r["task"] == task and r["tool"] == tool), key=lambda r: r["size_gb"])
             if not rs:
                 continue
             x = [r["size_gb"] for r in rs]
-            secs = [whole_file_seconds(r) for r in rs]
-            label = f"{task}, {names[tool]}" + (" (time from its MB/s on a prefix)" if task == "encode" and
-                                                tool == "hf" else "")
-            ax_t.plot(x, secs, styles[tool], label=label)
-            ax_m.plot(x, [r["peak_rss_mb"] for r in rs], styles[tool], label=f"{task}, {names[tool]}")
+            label = f"{task.replace('train', 'BPE training')}, {names[tool]}"
+            style = dict(linestyle=line, marker=marker, color=color)
+            ax_t.plot(x, [whole_file_seconds(r) for r in rs], label=label + (
+                f" (its MB/s on <= {max(r['bytes'] for r in rs) / 1e6:.0f} MB)" if tool == "hf" and task == "encode"
+                else ""), **style)
+            ax_m.plot(x, [r["peak_rss_mb"] for r in rs], label=label, **style)
+    sizes = sorted({r["size_gb"] for r in runs})
+    if len(sizes) > 1 and (first := find(runs, sizes[0], "train 10K", "ours")):  # linear growth, for the eye
+        ax_t.plot(sizes, [first["seconds"] * s / sizes[0] for s in sizes], color="grey", linewidth=0.8,
+                  linestyle=(0, (1, 3)), label="slope 1 (time proportional to size)")
     for ax, ylabel in ((ax_t, "wall time, s"), (ax_m, "peak RSS of the process tree, MB")):
         ax.set(xscale="log", yscale="log", xlabel="generated corpus, GB", ylabel=ylabel)
         ax.grid(True, which="both", alpha=0.3)
@@ -456,7 +462,7 @@ def main() -> None:
     parser.add_argument("--workdir", default=str(corpora.CACHE),
                         help="where the generated corpora (GBs, reused) and encoded ids go (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="corpus generator seed (default %(default)s)")
-    parser.add_argument("--hf-encode-mb", type=float, default=100,
+    parser.add_argument("--hf-encode-mb", type=float, default=20,
                         help="HF tokenizers encodes only the first this many MB (default %(default)s)")
     parser.add_argument("--out", default=str(RESULTS), help="results JSON; the plot goes next to it as .png")
     parser.add_argument("--keep-previous", action="store_true",
