@@ -176,6 +176,8 @@ def run_child(args: list[str]) -> dict:
     and workers summed) and of its main process alone, sampled every 50 ms."""
     import psutil
 
+    started = {"started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+               "load_average_1min": round(os.getloadavg()[0], 2)}
     proc = subprocess.Popen([sys.executable, __file__, "--_child", *args], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
     peak = {"tree": 0, "main": 0}
@@ -198,7 +200,7 @@ def run_child(args: list[str]) -> dict:
     if proc.returncode:
         sys.exit(f"measurement {' '.join(args)} failed with exit code {proc.returncode} (its error is above)")
     return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": peak["tree"] / 2**20,
-            "peak_rss_main_mb": peak["main"] / 2**20}
+            "peak_rss_main_mb": peak["main"] / 2**20, **started}
 
 
 def npy_sha256(path: Path) -> str:
@@ -234,7 +236,7 @@ def measure(args, save) -> list[dict]:
     runs, step = [], 0
 
     def record(run: dict) -> None:
-        runs.append(run)
+        runs.append({**run, "code": args.code})
         save(runs)
 
     for size in sizes:
@@ -497,7 +499,8 @@ def main() -> None:
     earlier = json.loads(out.read_text()) if args.keep_previous or args.report_only else {"runs": []}
     previous = earlier["runs"]
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
-    header = {"command": " ".join(sys.argv), "code": git("log", "-1", "--format=%h %s"),
+    args.code = git("log", "-1", "--format=%h %s")
+    header = {"command": " ".join(sys.argv), "code": args.code,
               "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
               "cores": os.cpu_count(), "load_average_start": os.getloadavg(),
               "generator": {"heaps_k": corpora.HEAPS_K, "heaps_beta": corpora.HEAPS_BETA, "seed": args.seed}}
@@ -517,7 +520,10 @@ def main() -> None:
         Path(args.workdir).mkdir(parents=True, exist_ok=True)
         print(f"{os.cpu_count()} cores, load average {header['load_average_start'][0]:.1f}; "
               f"corpora in {args.workdir}; code: {header['code']}", flush=True)
-        runs = merged(measure(args, lambda rs: save(rs, complete=False)))
+        try:
+            runs = merged(measure(args, lambda rs: save(rs, complete=False)))
+        except KeyboardInterrupt:  # the children got the same Ctrl-C and stopped
+            sys.exit(f"interrupted: the measurements finished so far are in {out}")
     summary = summarize(runs)
     print_report(runs, summary)
     save(runs if not args.report_only else [], complete=True, **summary)
