@@ -7,7 +7,8 @@ For each size, a generated corpus (corpora.scale_text: Zipfian words, Heaps' law
 separated by <|endoftext|>; written once under --workdir) is
 - trained on at vocab 10,000 and 32,000 with <|endoftext|>: ours (train_bpe, all cores) against HF tokenizers'
   BpeTrainer (ByteLevel pre-tokenizer, its own threads on the same cores); wall time, peak RSS of the process tree
-  (main process and workers summed where they coexist, sampled every 50 ms with psutil), distinct pre-tokens;
+  (main process and workers summed where they coexist, sampled every 50 ms with psutil: a forked worker's pages
+  shared with its parent count again, worker_start_rss_mb records how much), distinct pre-tokens;
 - encoded with GPT-2's vocabulary (tests/fixtures): ours (encode_file, what tokenize_data runs, all cores) against
   tiktoken's encode_ordinary_batch (num_threads = cores) and HF tokenizers' encode_batch_fast on the documents
   (split at <|endoftext|>, 8 MB batches; their timed part is reading, splitting and encoding, not building an
@@ -180,17 +181,20 @@ def run_child(args: list[str]) -> dict:
                "load_average_1min": round(os.getloadavg()[0], 2)}
     proc = subprocess.Popen([sys.executable, __file__, "--_child", *args], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "TOKENIZERS_PARALLELISM": "true"})
-    peak = {"tree": 0, "main": 0}
+    peak, first_seen = {"tree": 0, "main": 0}, {}
 
     def sample():
         root = psutil.Process(proc.pid)
         while proc.poll() is None:
             try:
+                tree = [root, *root.children(recursive=True)]
                 main = root.memory_info().rss
-                tree = main + sum(c.memory_info().rss for c in root.children(recursive=True))
+                peak["tree"] = max(peak["tree"], main + sum(c.memory_info().rss for c in tree[1:]))
+                peak["main"] = max(peak["main"], main)
+                for child in tree[1:]:  # a worker's RSS when first seen: mostly pages shared with its parent
+                    first_seen.setdefault(child.pid, child.memory_info().rss)
             except psutil.Error:
-                main = tree = 0
-            peak["tree"], peak["main"] = max(peak["tree"], tree), max(peak["main"], main)
+                pass  # a worker ended between listing and reading it
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -200,7 +204,8 @@ def run_child(args: list[str]) -> dict:
     if proc.returncode:
         sys.exit(f"measurement {' '.join(args)} failed with exit code {proc.returncode} (its error is above)")
     return {**json.loads(out.strip().splitlines()[-1]), "peak_rss_mb": peak["tree"] / 2**20,
-            "peak_rss_main_mb": peak["main"] / 2**20, **started}
+            "peak_rss_main_mb": peak["main"] / 2**20, "workers": len(first_seen),
+            "worker_start_rss_mb": max(first_seen.values(), default=0) / 2**20, **started}
 
 
 def npy_sha256(path: Path) -> str:
