@@ -476,6 +476,9 @@ def main() -> None:
                         help="keep the runs already in --out that this invocation does not repeat (add a size)")
     parser.add_argument("--report-only", action="store_true",
                         help="measure nothing: report, plot and summarize the runs already in --out")
+    parser.add_argument("--robustness-mb", type=float, default=0,
+                        help="then run the issue-13 §4 robustness cases (benchmarks/bench_bpe_robustness.py) at "
+                             "this many MB each (default 0: skip; 2000 for the full size)")
     parser.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -495,6 +498,8 @@ def main() -> None:
     for name, allowed in (("tasks", {"train10k", "train32k", "encode"}), ("tools", {"ours", "hf", "tiktoken"})):
         if unknown := set(getattr(args, name).split(",")) - allowed:
             parser.error(f"--{name}: unknown {', '.join(sorted(unknown))} (choose from {', '.join(sorted(allowed))})")
+    if args.robustness_mb and not Path(__file__).with_name("bench_bpe_robustness.py").exists():
+        parser.error("--robustness-mb: benchmarks/bench_bpe_robustness.py (the robustness cases) is not here")
     out = Path(args.out)
     if (args.keep_previous or args.report_only) and not out.is_file():
         parser.error(f"--out {out} does not exist: there are no earlier runs to keep or report")
@@ -534,6 +539,11 @@ def main() -> None:
     save(runs if not args.report_only else [], complete=True, **summary)
     plot(runs, out.with_suffix(".png"))
     print(f"\nwrote {out} and {out.with_suffix('.png')}")
+    if args.robustness_mb:
+        script = Path(__file__).with_name("bench_bpe_robustness.py")
+        print(f"\n== robustness cases at {args.robustness_mb:g} MB each: {script.name}", flush=True)
+        sys.exit(subprocess.run([sys.executable, str(script), "--mb", str(args.robustness_mb),
+                                 "--dir", str(args.workdir)]).returncode)
 
 
 if __name__ == "__main__":
