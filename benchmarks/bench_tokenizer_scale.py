@@ -22,6 +22,7 @@ plot results/tokenizer_scale.png.
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -510,6 +511,9 @@ def main() -> None:
     previous = earlier["runs"]
     git = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
     args.code = git("log", "-1", "--format=%h %s")
+    package = Path(importlib.util.find_spec("cs336_basics").origin).parent
+    if package != ROOT / "cs336_basics":  # PYTHONPATH points elsewhere: say which code is measured
+        args.code += f"; cs336_basics imported from {package}"
     header = {"command": " ".join(sys.argv), "code": args.code,
               "uncommitted_changes": bool(git("status", "--porcelain", "--untracked-files=no")),
               "cores": os.cpu_count(), "load_average_start": os.getloadavg(),
