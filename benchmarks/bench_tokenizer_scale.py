@@ -272,14 +272,9 @@ def measure(args, save) -> list[dict]:
             print(f"    {r['mb_per_s']:.2f} MB/s over {r['bytes'] / 1e6:.0f} MB, peak RSS {r['peak_rss_mb']:.0f} MB",
                   flush=True)
             encodes[tool] = {"size_gb": size, "mb": mb, "task": "encode", "tool": tool, **r}
-            if "tiktoken" in encodes:  # every id checked against tiktoken's (HF's on the prefix it encoded)
-                tiktoken = encodes["tiktoken"]
-                for other in encodes.values():
-                    whole = other["bytes"] == tiktoken["bytes"]
-                    other["ids_equal_tiktoken"] = other["sha256"] == (
-                        tiktoken["sha256"] if whole else tiktoken["prefix_sha256"])
+            check_ids(list(encodes.values()))  # every id against tiktoken's (HF's on the prefix it encoded)
             record(encodes[tool])
-        print("    ids equal to tiktoken's: " + ", ".join(f"{t} {r.get('ids_equal_tiktoken')}"
+        print("    ids equal to tiktoken's: " + ", ".join(f"{t} {r.get('ids_equal_tiktoken', 'not compared')}"
                                                          for t, r in encodes.items() if t != "tiktoken"), flush=True)
     return runs
 
@@ -288,6 +283,15 @@ def measure(args, save) -> list[dict]:
 
 def find(runs, size, task, tool):
     return next((r for r in runs if r["size_gb"] == size and r["task"] == task and r["tool"] == tool), None)
+
+
+def check_ids(runs: list[dict]) -> None:
+    """Mark each encode run whose ids equal tiktoken's at the same size (on the prefix it encoded), whichever
+    invocation measured them (the checksums are kept in the runs)."""
+    for r in runs:
+        t = find(runs, r["size_gb"], "encode", "tiktoken")
+        if r["task"] == "encode" and r["tool"] != "tiktoken" and t and r.get("sha256"):
+            r["ids_equal_tiktoken"] = r["sha256"] == (t["sha256"] if r["bytes"] == t["bytes"] else t["prefix_sha256"])
 
 
 def whole_file_seconds(run: dict) -> float:
@@ -346,12 +350,24 @@ def extrapolate(runs: list[dict]) -> dict:
     Assumes a laptop core as fast as one here and a corpus whose vocabulary grows like the generator's.
     Pre-tokenizing is parallel: its time scales with bytes / cores. Merging is serial: its time (total minus
     pre-tokenizing) scales with size at its measured log-log slope. The main process's peak RSS scales at its
-    measured slope; the workers' (tree peak minus main peak, per core) is added once per laptop core."""
+    measured slope; the workers' (tree peak minus main peak, per core, at the size where it is largest) is added
+    once per laptop core. A vocabulary measured at one size only borrows the 10K series' slopes, its merge time
+    scaled by the ratio of the two at that size."""
     out = {}
     cores = os.cpu_count() or 1
+
+    def series(vocab):
+        return sorted((r for r in runs if r["task"] == f"train {vocab // 1000}K" and r["tool"] == "ours"
+                       and "pretokenize_seconds" in r), key=lambda r: r["size_gb"])
+
     for name, (nbytes, vocab) in TARGET_CORPORA.items():
-        rs = sorted((r for r in runs if r["task"] == f"train {vocab // 1000}K" and r["tool"] == "ours"
-                     and "pretokenize_seconds" in r), key=lambda r: r["size_gb"])
+        rs, merge_factor = series(vocab), 1.0
+        if len(rs) < 2 and vocab != VOCABS[0] and rs:
+            base = {r["size_gb"]: r for r in series(VOCABS[0])}
+            if rs[0]["size_gb"] in base:
+                b = base[rs[0]["size_gb"]]
+                merge_factor = (rs[0]["seconds"] - rs[0]["pretokenize_seconds"]) / (b["seconds"] - b["pretokenize_seconds"])
+                rs = series(VOCABS[0])
         if len(rs) < 2:
             continue
         last = rs[-1]
@@ -359,10 +375,11 @@ def extrapolate(runs: list[dict]) -> dict:
         merge_slope = slope([(r["size_gb"], r["seconds"] - r["pretokenize_seconds"]) for r in rs])["slope"]
         rss_slope = slope([(r["size_gb"], r["peak_rss_main_mb"]) for r in rs])["slope"]
         pretokenize = last["pretokenize_seconds"] * scale * cores / LAPTOP_CORES
-        merge = (last["seconds"] - last["pretokenize_seconds"]) * scale**merge_slope
-        worker_mb = max(0.0, last["peak_rss_mb"] - last["peak_rss_main_mb"]) / cores
+        merge = (last["seconds"] - last["pretokenize_seconds"]) * merge_factor * scale**merge_slope
+        worker_mb = max(max(0.0, r["peak_rss_mb"] - r["peak_rss_main_mb"]) / cores for r in rs)
         out[name] = {
             "gb": nbytes / 1e9, "vocab_size": vocab, "from_size_gb": last["size_gb"],
+            "from_vocab_size": int(last["task"].split()[1][:-1]) * 1000, "merge_time_factor": round(merge_factor, 3),
             "seconds": round(pretokenize + merge), "pretokenize_seconds": round(pretokenize),
             "merge_seconds": round(merge), "merge_time_slope": merge_slope,
             "peak_rss_mb": round(last["peak_rss_main_mb"] * scale**rss_slope + worker_mb * LAPTOP_CORES),
@@ -538,6 +555,7 @@ def main() -> None:
             runs = merged(measure(args, lambda rs: save(rs, complete=False)))
         except KeyboardInterrupt:  # the children got the same Ctrl-C and stopped
             sys.exit(f"interrupted: the measurements finished so far are in {out}")
+    check_ids(runs)
     summary = summarize(runs)
     print_report(runs, summary)
     save(runs if not args.report_only else [], complete=True, **summary)
