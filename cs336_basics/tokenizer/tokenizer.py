@@ -10,7 +10,6 @@ import contextlib
 import os
 import signal
 import struct
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
