@@ -17,6 +17,7 @@ import contextlib
 import gzip
 import os
 import shutil
+import signal
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -149,6 +150,11 @@ def chunk_size_for(file_size: int, num_workers: int) -> int:
     return min(max(file_size // (4 * num_workers), 1 << 20), 16 << 20)
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which terminates them (no traceback from each, no orphan)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _count_range(args: tuple) -> tuple[Counter[bytes], int]:
     path, start, end, special_tokens = args
     return count_pretokens(read_text(path, start, end), special_tokens), end - start
@@ -174,7 +180,7 @@ def count_pretokens_in_file(
     tasks = [(path, a, b, special_tokens) for a, b in pairwise(bounds)]
     total: Counter[bytes] = Counter()
     bar = tqdm(total=file_size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress)
-    with Pool(min(num_workers, len(tasks))) as pool:
+    with Pool(min(num_workers, len(tasks)), initializer=_ignore_sigint) as pool:  # exit terminates
         for counts, nbytes in pool.imap_unordered(_count_range, tasks):
             total.update(counts)
             bar.update(nbytes)

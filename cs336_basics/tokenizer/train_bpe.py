@@ -106,91 +106,152 @@ def _reverse_key(token: bytes) -> str:
     return "".join(chr(255 - b) for b in token) + chr(256)
 
 
-def _initial_pair_index(words: list[bytes], freqs: list[int]):
-    """Count the byte pairs of all words with numpy, and index which words contain each byte pair.
+# Words are str with one character per token: chr(id). A byte-only word is its UTF-8 bytes decoded as latin-1
+# (chr(b) == token b), and applying a merge is str.replace, which scans left to right without overlap, as
+# merge_word does. A pair is the 2-character string of its two tokens.
+LONG_WORD = 1 << 12  # words longer than this (e.g. 'a' * 10**8, one pre-token) take the block-counting path
+_PAIR_BLOCK = 1 << 20  # characters counted at a time by _pair_counts_long: bounds its memory
 
-    Returns (pair_counts: {(a, b): count}, starts, word_ids) where the words containing byte pair (a, b)
-    are word_ids[starts[k]:starts[k + 1]] with k = 256 * a + b (possibly repeated).
+
+def _pair_counts_long(word: str) -> Counter[str]:
+    """Adjacent-pair counts of a long word with numpy, one block at a time (memory bounded by the block)."""
+    counts: Counter[str] = Counter()
+    for start in range(0, len(word) - 1, _PAIR_BLOCK):
+        piece = word[start : start + _PAIR_BLOCK + 1]
+        ids = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        keys, n = np.unique(ids[:-1] << np.uint64(32) | ids[1:], return_counts=True)
+        for key, c in zip(keys.tolist(), n.tolist(), strict=True):
+            counts[chr(key >> 32) + chr(key & 0xFFFFFFFF)] += c
+    return counts
+
+
+def _words_from_counts(counts: dict[bytes, int]) -> tuple[list[str], list[int]]:
+    """The pre-tokens with two or more bytes as words (latin-1 str) and their counts, emptying `counts` as it
+    goes so that the two copies never coexist in full."""
+    words, freqs = [], []
+    while counts:
+        word, n = counts.popitem()
+        if len(word) > 1:
+            words.append(word.decode("latin-1"))
+            freqs.append(n)
+    return words, freqs
+
+
+def _byte_pair_index(words: list[str], freqs: np.ndarray):
+    """Count the byte pairs of the short words with numpy, and index which words contain each byte pair.
+
+    Returns (pair_counts {pair: count}, starts, owners): the words containing byte pair (a, b) are
+    owners[starts[k]:starts[k + 1]] with k = 256 * a + b (possibly repeated). About 20 bytes per byte of text.
     """
-    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer(b"".join(words), dtype=np.uint8).astype(np.uint16)
-    keys = flat[:-1] * 256 + flat[1:]  # the pair starting at each position
+    ids = np.array([i for i, w in enumerate(words) if len(w) <= LONG_WORD], dtype=np.int32)
+    if len(ids) == 0:
+        return {}, np.zeros(65537, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    lengths = np.fromiter((len(words[i]) for i in ids), dtype=np.int64, count=len(ids))
+    flat = np.frombuffer("".join([words[i] for i in ids]).encode("latin-1"), dtype=np.uint8)
+    keys = flat[:-1].astype(np.uint16) << 8 | flat[1:]  # the pair starting at each position
     valid = np.ones(len(keys), dtype=bool)
     valid[np.cumsum(lengths)[:-1] - 1] = False  # a pair must not straddle two words
-    word_of_pos = np.repeat(np.arange(len(words), dtype=np.int64), lengths)[:-1][valid]
+    owners = np.repeat(ids, lengths)[:-1][valid]
     keys = keys[valid]
-    counts = np.bincount(keys, weights=np.asarray(freqs, dtype=np.float64)[word_of_pos], minlength=65536)
-    order = np.argsort(keys, kind="stable")  # radix sort on uint16
+    del flat, valid
+    counts = np.bincount(keys, weights=freqs[owners], minlength=65536)
     starts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=65536))])
-    pair_counts = {(int(k) >> 8, int(k) & 255): int(counts[k]) for k in np.flatnonzero(counts)}
-    return pair_counts, starts, word_of_pos[order]
+    owners = owners[np.argsort(keys, kind="stable")]  # radix sort on uint16
+    pair_counts = {chr(k >> 8) + chr(k & 255): int(counts[k]) for k in np.flatnonzero(counts)}
+    return pair_counts, starts, owners
 
 
-def _merge_loop(word_counts: dict[bytes, int], vocab: Vocab, num_merges: int, progress: bool) -> Merges:
+def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: int, progress: bool) -> Merges:
     """Apply `num_merges` merges to `vocab` in place (fewer if pairs run out); return the merges.
 
-    words[i] holds pre-token i as a sequence of token ids (its bytes until first touched, then a list).
-    pair_counts holds the weighted count of every adjacent pair; a heap of (-count, key) entries finds the best
-    pair, stale entries (count changed since the push) are skipped when popped. A merge only visits the words
-    that contain its pair: byte pairs via the numpy index built at the start, pairs with a merged token via
-    `where`, filled as those pairs are created (a merge only creates pairs that contain the new token).
+    `words` are the distinct pre-tokens (one character per byte, see above) and `freqs` their counts.
+    pair_counts holds the weighted count of every adjacent pair. A heap of (-count, key) entries finds the best
+    pair lazily: an entry whose count is out of date is re-pushed with the current count when popped, so only
+    increases push. A merge only visits the words that contain its pair: byte pairs via the numpy index built at
+    the start, pairs with a merged token via `where`, filled as those pairs are created (a merge only creates
+    pairs that contain the new token). In a visited word only the pairs around each occurrence change: those are
+    the ones subtracted (old word) and added (new word), not the whole word.
     """
-    words = [w for w in word_counts if len(w) > 1]
-    freqs = [word_counts[w] for w in words]
     merges: Merges = []
-    if not words:
-        return merges
-    pair_counts, starts, byte_pair_words = _initial_pair_index(words, freqs)
-    # words[i] stays a bytes object (iterating gives the byte ids) until a merge touches it and makes it a list.
-    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
-    rkey = {i: _reverse_key(token) for i, token in vocab.items()}
-    heap = [(-n, rkey[a], rkey[b], a, b) for (a, b), n in pair_counts.items()]
+    if len(vocab) + num_merges > 0x110000:
+        raise ValueError(f"vocab_size={len(vocab) + num_merges} is too large: at most {0x110000} tokens")
+    freqs_np = np.asarray(freqs, dtype=np.float64)
+    pair_counts, starts, byte_pair_words = _byte_pair_index(words, freqs_np)
+    del freqs_np
+    # `where` holds, for each pair with a merged token, the words that may contain it; long words are listed
+    # under every pair they contain (byte pairs too), since the numpy index leaves them out.
+    where: defaultdict[str, set[int]] = defaultdict(set)
+    for i, word in enumerate(words):
+        if len(word) > LONG_WORD:
+            for pair, n in _pair_counts_long(word).items():
+                pair_counts[pair] = pair_counts.get(pair, 0) + n * freqs[i]
+                where[pair].add(i)
+    rkey = {chr(i): _reverse_key(token) for i, token in vocab.items()}
+    heap = [(-n, rkey[pair[0]], rkey[pair[1]], pair) for pair, n in pair_counts.items()]
     heapq.heapify(heap)
     bar = tqdm(total=num_merges, desc="merges", unit="merge", disable=not progress, mininterval=0.5)
     while len(merges) < num_merges and heap:
-        neg, _, _, a, b = heapq.heappop(heap)
-        if pair_counts.get((a, b)) != -neg:
-            continue  # stale entry
+        neg, ka, kb, pair = heapq.heappop(heap)
+        count = pair_counts.get(pair, 0)
+        if count != -neg:  # out of date: the count fell since the push (or the pair is gone)
+            if count:
+                heapq.heappush(heap, (-count, ka, kb, pair))
+            continue
+        a, b = ord(pair[0]), ord(pair[1])
         new_id = len(vocab)
+        new = chr(new_id)
         vocab[new_id] = vocab[a] + vocab[b]
-        rkey[new_id] = _reverse_key(vocab[new_id])
+        rkey[new] = _reverse_key(vocab[new_id])
         merges.append((vocab[a], vocab[b]))
+        candidates = where.pop(pair, set())
         if a < 256 and b < 256:
             k = 256 * a + b
-            candidates = set(byte_pair_words[starts[k] : starts[k + 1]].tolist())
-        else:
-            candidates = where.pop((a, b), ())
-        delta: defaultdict[tuple[int, int], int] = defaultdict(int)
+            candidates.update(byte_pair_words[starts[k] : starts[k + 1]].tolist())
+        delta: defaultdict[str, int] = defaultdict(int)
         for i in candidates:
             word = words[i]
-            n = len(word)
-            new = []
-            j = 0
-            while j < n:
-                if j + 1 < n and word[j] == a and word[j + 1] == b:
-                    new.append(new_id)
-                    j += 2
-                else:
-                    new.append(word[j])
-                    j += 1
-            if len(new) == n:
+            merged = word.replace(pair, new)
+            if len(merged) == len(word):
                 continue  # the pair left this word in an earlier merge
             f = freqs[i]
-            for pair in pairwise(word):
-                delta[pair] -= f
-            for pair in pairwise(new):
-                delta[pair] += f
-                if new_id in pair:
-                    where[pair].add(i)
-            words[i] = new
-        for pair, d in delta.items():
+            if len(word) > LONG_WORD:
+                for p, n in _pair_counts_long(word).items():
+                    delta[p] -= n * f
+                for p, n in _pair_counts_long(merged).items():
+                    delta[p] += n * f
+                    if new in p:
+                        where[p].add(i)
+            else:
+                # Old pairs overlapping an occurrence of the pair (positions j-1, j, j+1) disappear ...
+                last, end = -1, len(word) - 1
+                j = word.find(pair)
+                while j != -1:
+                    for q in (j - 1, j, j + 1):
+                        if last < q < end:
+                            delta[word[q : q + 2]] -= f
+                            last = q
+                    j = word.find(pair, j + 2)
+                # ... and the pairs touching a new token appear; every other pair is unchanged.
+                last, end = -1, len(merged) - 1
+                j = merged.find(new)
+                while j != -1:
+                    for q in (j - 1, j):
+                        if last < q < end:
+                            p = merged[q : q + 2]
+                            delta[p] += f
+                            where[p].add(i)
+                            last = q
+                    j = merged.find(new, j + 1)
+            words[i] = merged
+        for p, d in delta.items():
             if d:
-                count = pair_counts.get(pair, 0) + d
+                count = pair_counts.get(p, 0) + d
                 if count:
-                    pair_counts[pair] = count
-                    heapq.heappush(heap, (-count, rkey[pair[0]], rkey[pair[1]], pair[0], pair[1]))
+                    pair_counts[p] = count
+                    if d > 0:
+                        heapq.heappush(heap, (-count, rkey[p[0]], rkey[p[1]], p))
                 else:
-                    del pair_counts[pair]
+                    del pair_counts[p]
         bar.update(1)
     bar.close()
     return merges
@@ -208,5 +269,7 @@ def train_bpe(
     with plain_file(input_path) as path:
         _check_not_empty(path)
         counts = count_pretokens_in_file(path, special_tokens, num_workers=num_workers, progress=progress)
-    merges = _merge_loop(counts, vocab, vocab_size - len(vocab), progress)
+    words, freqs = _words_from_counts(counts)
+    del counts  # _words_from_counts emptied it; free the table too
+    merges = _merge_loop(words, freqs, vocab, vocab_size - len(vocab), progress)
     return vocab, merges
