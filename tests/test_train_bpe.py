@@ -231,3 +231,14 @@ def test_ctrl_c_stops_workers_and_writes_nothing(tmp_path):
     _, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"orphaned workers: {alive}"
     assert not out.exists() or not any(out.iterdir())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_texts, piece=st.integers(1, 30))
+def test_counting_in_pieces_keeps_pretokens(monkeypatch, text, piece):
+    """count_pretokens pre-tokenizes long text a piece at a time (bounded memory): same counts as all at once."""
+    monkeypatch.setattr(pretokenize, "_COUNT_PIECE", piece)
+    whole = Counter()
+    for part in pretokenize.split_on_special(text, pretokenize.special_token_regex([EOT]))[::2]:
+        whole.update(m.encode() for m in pretokenize.PRETOKEN_RE.findall(part))
+    assert count_pretokens(text, [EOT]) == whole

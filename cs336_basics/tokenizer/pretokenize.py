@@ -32,6 +32,8 @@ PRETOKEN_RE = regex.compile(GPT2_PATTERN)
 
 # An ASCII non-space byte followed by a whitespace byte: a cut between them leaves pre-tokens unchanged.
 _WHITESPACE_CUT_RE = regex.compile(rb"[\x21-\x7e](?=[\t\n\x0b\x0c\r ])")
+_WHITESPACE_CUT_STR_RE = regex.compile(r"[\x21-\x7e](?=[\t\n\x0b\x0c\r ])")
+_COUNT_PIECE = 1 << 18  # characters pre-tokenized at a time by count_pretokens (bounds findall's list)
 _SCAN_BLOCK = 1 << 16  # bytes read at a time while looking for a cut
 _MAX_SPECIAL_SCAN = 1 << 20  # look this far for a special token before settling for a whitespace cut
 IN_PROCESS_BYTES = 1 << 20  # below this, counting runs in-process: no worker start-up cost
@@ -63,12 +65,30 @@ def split_on_special(text: str, special_re: regex.Pattern | None) -> list[str]:
     return [text] if special_re is None else special_re.split(text)
 
 
+def safe_pieces(text: str, piece_chars: int) -> Iterator[str]:
+    """Cut `text` into pieces of about `piece_chars` at safe cuts (ASCII non-space then whitespace), so that
+    the pieces' pre-tokens are the text's; a piece runs on until such a cut appears."""
+    start = 0
+    while len(text) - start > piece_chars:
+        m = _WHITESPACE_CUT_STR_RE.search(text, start + piece_chars)
+        if m is None:
+            break
+        yield text[start : m.end()]
+        start = m.end()
+    yield text[start:]
+
+
 def count_pretokens(text: str, special_tokens: Iterable[str] = ()) -> Counter[bytes]:
-    """Count the pre-tokens of `text` as UTF-8 bytes, e.g. "hi hi" -> {b"hi": 1, b" hi": 1}."""
+    """Count the pre-tokens of `text` as UTF-8 bytes, e.g. "hi hi" -> {b"hi": 1, b" hi": 1}.
+
+    findall's list holds one str object (~60 bytes) per pre-token, 4x the text, so it is made one safe piece
+    of _COUNT_PIECE characters at a time; Counter.update counts a list in C.
+    """
     pieces = split_on_special(text, special_token_regex(special_tokens))
     counts: Counter[str] = Counter()
     for piece in pieces[::2]:  # even positions are the text between special tokens
-        counts.update(PRETOKEN_RE.findall(piece))
+        for part in safe_pieces(piece, _COUNT_PIECE):
+            counts.update(PRETOKEN_RE.findall(part))
     return Counter({word.encode("utf-8"): n for word, n in counts.items()})
 
 

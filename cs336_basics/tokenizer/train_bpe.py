@@ -161,6 +161,116 @@ def _byte_pair_index(words: list[str], freqs: np.ndarray):
     return pair_counts, starts, owners
 
 
+def _merge_short_word(words, i, pair, new, f, delta, where) -> None:
+    """Apply the merge `pair` -> `new` to words[i]; add the pair-count changes (times f) to `delta`.
+
+    Only the pairs around each occurrence change: the old pairs overlapping an occurrence (positions j-1, j, j+1)
+    disappear, the pairs touching a new token appear (and are indexed in `where`); every other pair is unchanged.
+    """
+    word = words[i]
+    merged = word.replace(pair, new)
+    if len(merged) == len(word):
+        return  # the pair left this word in an earlier merge
+    last, end = -1, len(word) - 1
+    j = word.find(pair)
+    while j != -1:
+        for q in (j - 1, j, j + 1):
+            if last < q < end:
+                delta[word[q : q + 2]] -= f
+                last = q
+        j = word.find(pair, j + 2)
+    last, end = -1, len(merged) - 1
+    j = merged.find(new)
+    while j != -1:
+        for q in (j - 1, j):
+            if last < q < end:
+                p = merged[q : q + 2]
+                delta[p] += f
+                where[p].add(i)
+                last = q
+        j = merged.find(new, j + 1)
+    words[i] = merged
+
+
+def _merge_long_word(words, i, pair, new, f, delta, where) -> None:
+    """_merge_short_word for a long word: recount its pairs by blocks before and after (bounded memory)."""
+    word = words[i]
+    merged = word.replace(pair, new)
+    if len(merged) == len(word):
+        return
+    for p, n in _pair_counts_long(word).items():
+        delta[p] -= n * f
+    for p, n in _pair_counts_long(merged).items():
+        delta[p] += n * f
+        if new in p:
+            where[p].add(i)
+    words[i] = merged
+
+
+_SEP = chr(0x10FFFF)  # joins words in a batch; never a token (vocab_size <= 0x10FFFF)
+BATCH_WORDS = 256  # a merge visiting at least this many short words updates them in numpy batches ...
+BATCH_SIZE = 1 << 16  # ... of this many words (bounds the batch's arrays)
+
+
+def _codes(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _unique(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each element's value): np.unique(x, return_inverse=True) by a sort,
+    which is much faster than np.unique's hashing on the small arrays of a batch."""
+    order = np.argsort(x, kind="stable")
+    first = np.ones(len(x), dtype=bool)
+    first[1:] = x[order[1:]] != x[order[:-1]]
+    inverse = np.empty(len(x), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return x[order[first]], inverse
+
+
+def _pairs_at(codes: np.ndarray, positions: np.ndarray, weights: np.ndarray):
+    """The pairs starting at `positions` (those inside one word) as sorted unique uint64 keys, their summed
+    weights, and (key index, word index in the batch) for each position."""
+    positions = positions[(positions >= 0) & (positions < len(codes) - 1)]
+    positions = positions[(codes[positions] != ord(_SEP)) & (codes[positions + 1] != ord(_SEP))]
+    owners = np.searchsorted(np.flatnonzero(codes == ord(_SEP)), positions, side="right")
+    keys = codes[positions].astype(np.uint64) << np.uint64(32) | codes[positions + 1]
+    keys, inverse = _unique(keys)
+    return keys, np.bincount(inverse, weights=weights[owners], minlength=len(keys)), inverse, owners
+
+
+def _merge_batch(words, batch: list[int], pair, new, freqs_np, delta, where) -> None:
+    """_merge_short_word for many words at once: one str.replace over the words joined by _SEP, and the pair
+    changes found with numpy. The k-th new token of the merged text sits at old position at[k] + k (each new
+    token before it shortened the text by one), which gives the occurrences without re-scanning the old text."""
+    joined = _SEP.join([words[i] for i in batch])
+    merged = joined.replace(pair, new)
+    if len(merged) == len(joined):
+        return
+    weights = freqs_np[batch]
+    merged_codes = _codes(merged)
+    at = np.flatnonzero(merged_codes == ord(new))
+    occurrences = at + np.arange(len(at))
+    old = np.concatenate([occurrences - 1, occurrences, occurrences + 1])
+    old = _unique(old)[0]
+    keys, sums, _, _ = _pairs_at(_codes(joined), old, weights)
+    for key, n in zip(keys.tolist(), sums.tolist(), strict=True):
+        delta[chr(key >> 32) + chr(key & 0xFFFFFFFF)] -= round(n)
+    keys, sums, inverse, owners = _pairs_at(merged_codes, _unique(np.concatenate([at - 1, at]))[0], weights)
+    batch_np = np.asarray(batch)
+    pairs = [chr(key >> 32) + chr(key & 0xFFFFFFFF) for key in keys.tolist()]
+    for p, n in zip(pairs, sums.tolist(), strict=True):
+        delta[p] += round(n)
+    # Index the words holding each new pair: group the (pair, word) combinations by pair.
+    combos = _unique(inverse * len(batch) + owners)[0]
+    holders = batch_np[combos % len(batch)].tolist()
+    bounds = np.flatnonzero(np.diff(combos // len(batch))) + 1
+    for lo, hi in pairwise([0, *bounds.tolist(), len(combos)]):
+        if hi > lo:
+            where[pairs[combos[lo] // len(batch)]].update(holders[lo:hi])
+    for i, word in zip(batch, merged.split(_SEP), strict=True):
+        words[i] = word
+
+
 def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: int, progress: bool) -> Merges:
     """Apply `num_merges` merges to `vocab` in place (fewer if pairs run out); return the merges.
 
@@ -173,19 +283,18 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
     the ones subtracted (old word) and added (new word), not the whole word.
     """
     merges: Merges = []
-    if len(vocab) + num_merges > 0x110000:
-        raise ValueError(f"vocab_size={len(vocab) + num_merges} is too large: at most {0x110000} tokens")
+    if len(vocab) + num_merges > ord(_SEP):
+        raise ValueError(f"vocab_size={len(vocab) + num_merges} is too large: at most {ord(_SEP)} tokens")
     freqs_np = np.asarray(freqs, dtype=np.float64)
     pair_counts, starts, byte_pair_words = _byte_pair_index(words, freqs_np)
-    del freqs_np
     # `where` holds, for each pair with a merged token, the words that may contain it; long words are listed
     # under every pair they contain (byte pairs too), since the numpy index leaves them out.
     where: defaultdict[str, set[int]] = defaultdict(set)
-    for i, word in enumerate(words):
-        if len(word) > LONG_WORD:
-            for pair, n in _pair_counts_long(word).items():
-                pair_counts[pair] = pair_counts.get(pair, 0) + n * freqs[i]
-                where[pair].add(i)
+    long_words = {i for i, word in enumerate(words) if len(word) > LONG_WORD}
+    for i in long_words:
+        for pair, n in _pair_counts_long(words[i]).items():
+            pair_counts[pair] = pair_counts.get(pair, 0) + n * freqs[i]
+            where[pair].add(i)
     rkey = {chr(i): _reverse_key(token) for i, token in vocab.items()}
     heap = [(-n, rkey[pair[0]], rkey[pair[1]], pair) for pair, n in pair_counts.items()]
     heapq.heapify(heap)
@@ -208,41 +317,15 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
             k = 256 * a + b
             candidates.update(byte_pair_words[starts[k] : starts[k + 1]].tolist())
         delta: defaultdict[str, int] = defaultdict(int)
-        for i in candidates:
-            word = words[i]
-            merged = word.replace(pair, new)
-            if len(merged) == len(word):
-                continue  # the pair left this word in an earlier merge
-            f = freqs[i]
-            if len(word) > LONG_WORD:
-                for p, n in _pair_counts_long(word).items():
-                    delta[p] -= n * f
-                for p, n in _pair_counts_long(merged).items():
-                    delta[p] += n * f
-                    if new in p:
-                        where[p].add(i)
-            else:
-                # Old pairs overlapping an occurrence of the pair (positions j-1, j, j+1) disappear ...
-                last, end = -1, len(word) - 1
-                j = word.find(pair)
-                while j != -1:
-                    for q in (j - 1, j, j + 1):
-                        if last < q < end:
-                            delta[word[q : q + 2]] -= f
-                            last = q
-                    j = word.find(pair, j + 2)
-                # ... and the pairs touching a new token appear; every other pair is unchanged.
-                last, end = -1, len(merged) - 1
-                j = merged.find(new)
-                while j != -1:
-                    for q in (j - 1, j):
-                        if last < q < end:
-                            p = merged[q : q + 2]
-                            delta[p] += f
-                            where[p].add(i)
-                            last = q
-                    j = merged.find(new, j + 1)
-            words[i] = merged
+        for i in candidates & long_words:
+            _merge_long_word(words, i, pair, new, freqs[i], delta, where)
+        short = list(candidates - long_words) if long_words else list(candidates)
+        if len(short) < BATCH_WORDS:
+            for i in short:
+                _merge_short_word(words, i, pair, new, freqs[i], delta, where)
+        else:
+            for k in range(0, len(short), BATCH_SIZE):
+                _merge_batch(words, short[k : k + BATCH_SIZE], pair, new, freqs_np, delta, where)
         for p, d in delta.items():
             if d:
                 count = pair_counts.get(p, 0) + d
