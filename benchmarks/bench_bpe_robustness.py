@@ -34,12 +34,11 @@ CASES = ("no-special", "special-at-end", "one-line", "one-char")
 def write_case(case: str, path: Path, num_bytes: int) -> None:
     with open(path, "w", encoding="utf-8") as f:
         if case == "one-char":
-            for _ in range(num_bytes // (1 << 20)):
-                f.write("a" * (1 << 20))
+            f.writelines("a" * (1 << 20) for _ in range(num_bytes // (1 << 20)))
             f.write("a" * (num_bytes % (1 << 20)))
             return
-        for chunk in corpora.growing_vocabulary_text(num_bytes):
-            f.write(chunk.replace("\n", " ") if case == "one-line" else chunk)
+        chunks = corpora.growing_vocabulary_text(num_bytes)
+        f.writelines(chunk.replace("\n", " ") if case == "one-line" else chunk for chunk in chunks)
         if case == "special-at-end":
             f.write(EOT)
 

@@ -216,7 +216,7 @@ def test_ctrl_c_stops_workers_and_writes_nothing(tmp_path):
     """Ctrl-C (SIGINT to the process group, as a terminal sends it) while workers count: all processes end, no
     traceback, no file under the output directory."""
     path = tmp_path / "big.txt"
-    path.write_text(_words_text(8_000_000), encoding="utf-8")
+    path.write_text(_words_text(400_000) * 20, encoding="utf-8")  # 8 MB: seconds of counting
     out = tmp_path / "tok"
     cmd = [sys.executable, "-m", "cs336_basics.train_bpe", str(path), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
@@ -175,6 +176,18 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _worker_pool(processes: int) -> Pool:
+    """A Pool whose workers ignore Ctrl-C from birth: forked while the parent ignores it too (a Ctrl-C in that
+    instant is lost, not half-delivered), and told again by the initializer where workers are spawned."""
+    if threading.current_thread() is not threading.main_thread():
+        return Pool(processes, initializer=_ignore_sigint)
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return Pool(processes, initializer=_ignore_sigint)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
 def _count_range(args: tuple) -> tuple[Counter[bytes], int]:
     path, start, end, special_tokens = args
     return count_pretokens(read_text(path, start, end), special_tokens), end - start
@@ -200,7 +213,7 @@ def count_pretokens_in_file(
     tasks = [(path, a, b, special_tokens) for a, b in pairwise(bounds)]
     total: Counter[bytes] = Counter()
     bar = tqdm(total=file_size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress)
-    with Pool(min(num_workers, len(tasks)), initializer=_ignore_sigint) as pool:  # exit terminates
+    with _worker_pool(min(num_workers, len(tasks))) as pool:  # its exit terminates the workers
         for counts, nbytes in pool.imap_unordered(_count_range, tasks):
             total.update(counts)
             bar.update(nbytes)

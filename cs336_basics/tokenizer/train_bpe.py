@@ -14,6 +14,7 @@ A path ending in .gz is decompressed to a temporary file first.
 
 import heapq
 import os
+from array import array
 from collections import Counter, defaultdict
 from itertools import pairwise
 
@@ -189,7 +190,7 @@ def _merge_short_word(words, i, pair, new, f, delta, where) -> None:
             if last < q < end:
                 p = merged[q : q + 2]
                 delta[p] += f
-                where[p].add(i)
+                where[p].append(i)
                 last = q
         j = merged.find(new, j + 1)
     words[i] = merged
@@ -206,7 +207,7 @@ def _merge_long_word(words, i, pair, new, f, delta, where) -> None:
     for p, n in _pair_counts_long(merged).items():
         delta[p] += n * f
         if new in p:
-            where[p].add(i)
+            where[p].append(i)
     words[i] = merged
 
 
@@ -269,7 +270,7 @@ def _merge_batch(words, batch: list[int], pair, new, freqs_np, delta, where) -> 
     bounds = np.flatnonzero(np.diff(combos // len(batch))) + 1
     for lo, hi in pairwise([0, *bounds.tolist(), len(combos)]):
         if hi > lo:
-            where[pairs[combos[lo] // len(batch)]].update(holders[lo:hi])
+            where[pairs[combos[lo] // len(batch)]].extend(holders[lo:hi])
     for i, word in zip(batch, merged.split(_SEP), strict=True):
         words[i] = word
 
@@ -280,7 +281,7 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
     `words` are the distinct pre-tokens (one character per byte, see above) and `freqs` their counts.
     pair_counts holds the weighted count of every adjacent pair. A heap of (-count, key) entries finds the best
     pair lazily: an entry whose count is out of date is re-pushed with the current count when popped, so only
-    increases push. A merge only visits the words that contain its pair: byte pairs via the numpy index built at
+    increases push (and the heap is rebuilt when stale entries outnumber live pairs). A merge only visits the words that contain its pair: byte pairs via the numpy index built at
     the start, pairs with a merged token via `where`, filled as those pairs are created (a merge only creates
     pairs that contain the new token). In a visited word only the pairs around each occurrence change: those are
     the ones subtracted (old word) and added (new word), not the whole word.
@@ -292,12 +293,13 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
     pair_counts, starts, byte_pair_words = _byte_pair_index(words, freqs_np)
     # `where` holds, for each pair with a merged token, the words that may contain it; long words are listed
     # under every pair they contain (byte pairs too), since the numpy index leaves them out.
-    where: defaultdict[str, set[int]] = defaultdict(set)
+    # An array of int32 ids costs 4 bytes an entry where a set costs ~60 (duplicates are dropped when it is used).
+    where: defaultdict[str, array] = defaultdict(lambda: array("i"))
     long_words = {i for i, word in enumerate(words) if len(word) > LONG_WORD}
     for i in long_words:
         for pair, n in _pair_counts_long(words[i]).items():
             pair_counts[pair] = pair_counts.get(pair, 0) + n * freqs[i]
-            where[pair].add(i)
+            where[pair].append(i)
     rkey = {chr(i): _reverse_key(token) for i, token in vocab.items()}
     heap = [(-n, rkey[pair[0]], rkey[pair[1]], pair) for pair, n in pair_counts.items()]
     heapq.heapify(heap)
@@ -315,7 +317,7 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
         vocab[new_id] = vocab[a] + vocab[b]
         rkey[new] = _reverse_key(vocab[new_id])
         merges.append((vocab[a], vocab[b]))
-        candidates = where.pop(pair, set())
+        candidates = set(where.pop(pair, ()))
         if a < 256 and b < 256:
             k = 256 * a + b
             candidates.update(byte_pair_words[starts[k] : starts[k + 1]].tolist())
@@ -338,6 +340,10 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
                         heapq.heappush(heap, (-count, rkey[p[0]], rkey[p[1]], p))
                 else:
                     del pair_counts[p]
+                    where.pop(p, None)  # no word holds it any more
+        if len(heap) > 2 * len(pair_counts) + 100_000:  # mostly out-of-date entries: rebuild (bounds memory)
+            heap = [(-n, rkey[p[0]], rkey[p[1]], p) for p, n in pair_counts.items()]
+            heapq.heapify(heap)
         bar.update(1)
     bar.close()
     return merges
