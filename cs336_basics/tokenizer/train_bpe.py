@@ -217,6 +217,7 @@ BATCH_SIZE = 1 << 16  # ... of this many words (bounds the batch's arrays)
 
 
 def _codes(text: str) -> np.ndarray:
+    """The code points of `text` (token ids and _SEP) as a uint32 array."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
@@ -281,10 +282,11 @@ def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: in
     `words` are the distinct pre-tokens (one character per byte, see above) and `freqs` their counts.
     pair_counts holds the weighted count of every adjacent pair. A heap of (-count, key) entries finds the best
     pair lazily: an entry whose count is out of date is re-pushed with the current count when popped, so only
-    increases push (and the heap is rebuilt when stale entries outnumber live pairs). A merge only visits the words that contain its pair: byte pairs via the numpy index built at
-    the start, pairs with a merged token via `where`, filled as those pairs are created (a merge only creates
-    pairs that contain the new token). In a visited word only the pairs around each occurrence change: those are
-    the ones subtracted (old word) and added (new word), not the whole word.
+    increases push (and the heap is rebuilt when stale entries outnumber live pairs). A merge only visits the
+    words that contain its pair: byte pairs via the numpy index built at the start, pairs with a merged token via
+    `where`, filled as those pairs are created (a merge only creates pairs that contain the new token). In a
+    visited word only the pairs around each occurrence change (_merge_short_word); a merge that visits many words
+    does them in one batch (_merge_batch), a very long word by block counting (_merge_long_word).
     """
     merges: Merges = []
     if len(vocab) + num_merges > ord(_SEP):
