@@ -9,7 +9,8 @@ Corpora (see corpora.py): the bundled Shakespeare (~5 MB) and ~40 MB of Python s
   Merges are checked against the naive trainer on a 200 KB prefix (the naive trainer is too slow for all of it).
 - Encoding with GPT-2's vocabulary (tests/fixtures): MB/s of one process from a cold cache (a fresh Tokenizer per
   repetition), against tiktoken's GPT-2 encoding (built offline from the same files; ids must be identical) and
-  HF tokenizers' ByteLevel BPE with one thread; then `encode_file` on all cores against tiktoken single-thread.
+  HF tokenizers' ByteLevel BPE with one thread; then `encode_file` on all cores against tiktoken single-thread and
+  tiktoken's encode_ordinary_batch over the documents with as many threads as cores.
 Repetitions are interleaved (ours, reference, ours, ...) and the best of each is kept (HF encoding runs once).
 - Streaming (--stream-mb N, 0 to skip): `encode_iterable` over N MB of generated text whose vocabulary keeps growing
   (corpora.growing_vocabulary_text), with the bounded pre-token cache (the default) and with an unbounded one, each
@@ -246,6 +247,7 @@ def encoding_rows(name: str, path: Path, reps: int) -> list[tuple]:
         return Tokenizer.from_files(FIXTURES / "gpt2_vocab.json", FIXTURES / "gpt2_merges.txt", [EOT])
 
     fresh = [gpt2() for _ in range(2 * reps)]  # cold caches, built outside the timed region
+    docs = text.split(EOT)  # tiktoken's batch API spreads documents over its own threads
     out = corpora.CACHE / f"{name}_gpt2.npy"
     timed = best_of(
         reps,
@@ -253,6 +255,7 @@ def encoding_rows(name: str, path: Path, reps: int) -> list[tuple]:
             "ours": lambda: fresh.pop().encode(text),
             "tiktoken": lambda: enc.encode(text, allowed_special="all"),
             "encode_file": lambda: encode_file(fresh.pop(), path, out, progress=False),
+            "tiktoken_batch": lambda: enc.encode_ordinary_batch(docs, num_threads=os.cpu_count()),
         },
     )
     timed |= best_of(1, {"hf": lambda: hf.encode(text).ids})  # HF is slowest by far: one run is enough
@@ -272,6 +275,14 @@ def encoding_rows(name: str, path: Path, reps: int) -> list[tuple]:
             mbs["encode_file"],
             mbs["tiktoken"],
             "tiktoken 1 thread",
+            "",
+        ),
+        (
+            name,
+            f"encode_file {os.cpu_count()} cores MB/s",
+            mbs["encode_file"],
+            mbs["tiktoken_batch"],
+            f"tiktoken encode_ordinary_batch, {os.cpu_count()} threads",
             ">= 0.6",
         ),
     ]

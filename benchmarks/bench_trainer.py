@@ -21,11 +21,11 @@ import time
 
 import torch
 
-from cs336_basics.config import DEFAULT_PRESET, merge, resolve
+from cs336_basics.training.config import DEFAULT_PRESET, merge, resolve
 from cs336_basics.model import TransformerLM
 from cs336_basics.nn_utils import clip_gradients, cross_entropy
-from cs336_basics.optimizer import AdamW
-from cs336_basics.trainer import Trainer, param_groups
+from cs336_basics.training.optimizer import AdamW
+from cs336_basics.training.trainer import Trainer, param_groups
 
 
 def raw_tokens_per_s(trainer: Trainer, steps: int) -> float:

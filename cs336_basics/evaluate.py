@@ -30,8 +30,8 @@ def evaluate_tokens(
     """Mean next-token loss (nats) over the fixed windows of `tokens`, and bits per byte."""
     import torch
 
-    from cs336_basics.data import eval_batches
     from cs336_basics.nn_utils import cross_entropy
+    from cs336_basics.training.data import eval_batches
 
     context = model.config.context_length
     total_nats, count = 0.0, 0
@@ -49,8 +49,8 @@ def validation_split(ckpt: dict[str, Any], tokenizer_dir: Path) -> tuple[str, fl
     else prepared again from the run's data settings with the run's own tokenizer."""
     import json
 
-    from cs336_basics.config import load_config, merge
-    from cs336_basics.corpus import cache_dir_for, prepare_data
+    from cs336_basics.training.config import load_config, merge
+    from cs336_basics.training.corpus import cache_dir_for, prepare_data
 
     config = load_config(ckpt["config"])
     done = cache_dir_for(config.data, config.model.vocab_size) / "prepared.json"
@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or (args.max_batches is not None and args.max_batches < 1):
         parser.error("--batch-size and --max-batches must be >= 1")
 
-    from cs336_basics.data import open_tokens
     from cs336_basics.device import resolve_device
     from cs336_basics.runs import find_tokenizer, load_latest_checkpoint, load_model
     from cs336_basics.tokenizer import Tokenizer, encode_file
+    from cs336_basics.training.data import open_tokens
 
     try:
         device = resolve_device(args.device)

@@ -25,10 +25,10 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from cs336_basics.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.tokenizer.io import CHAR_TO_BYTE, token_to_str
+from cs336_basics.training.checkpoint import find_latest_checkpoint, read_checkpoint, restore_checkpoint
 
 EOT = "<|endoftext|>"
 

@@ -39,7 +39,7 @@ def load_latest_checkpoint(run_or_file: str | os.PathLike, map_location: Any = "
     Checkpoints that fail to load are skipped with a warning naming them (and kept); if none loads, the
     ValueError names the newest and why it failed.
     """
-    from cs336_basics.checkpoint import read_checkpoint  # torch: loaded only when a checkpoint is
+    from cs336_basics.training.checkpoint import read_checkpoint  # torch: loaded only when a checkpoint is
 
     path = Path(run_or_file)
     if path.is_file():
@@ -59,8 +59,8 @@ def load_latest_checkpoint(run_or_file: str | os.PathLike, map_location: Any = "
 
 def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Path]:
     """The model of a run's newest loadable checkpoint (or of a checkpoint file), in eval mode, and its path."""
-    from cs336_basics.checkpoint import restore_checkpoint
     from cs336_basics.model import ModelConfig, build_model
+    from cs336_basics.training.checkpoint import restore_checkpoint
 
     path, ckpt = load_latest_checkpoint(run_or_file, map_location=device)
     config = ckpt.get("config")

@@ -1,7 +1,7 @@
 """Train a language model: `uv run python -m cs336_basics.train [--preset NAME] [--config run.json] [--model.d_model 256 ...]`.
 
 With no arguments it trains the bundled Shakespeare default end to end in a few minutes on a laptop CPU.
-A thin wrapper over cs336_basics.config (resolve) and cs336_basics.trainer (Trainer).
+A thin wrapper over cs336_basics.training.config (resolve) and cs336_basics.training.trainer (Trainer).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from cs336_basics.config import (
+from cs336_basics.scaling.expressions import HELP as EXPRESSION_HELP
+from cs336_basics.training.config import (
     DEFAULT_PRESET,
     PRESETS,
     add_config_arguments,
@@ -22,7 +23,6 @@ from cs336_basics.config import (
     resolve,
     to_dict,
 )
-from cs336_basics.scaling.expressions import HELP as EXPRESSION_HELP
 
 EXIT_INTERRUPTED = 130
 
@@ -99,7 +99,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         config = resolve(args.preset, args.config, overrides)
         if args.resume and args.print_config:
-            from cs336_basics.trainer import run_config  # torch: only the checkpoint fallback needs it
+            from cs336_basics.training.trainer import (
+                run_config,  # torch: only the checkpoint fallback needs it
+            )
 
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)
             config = resolve(None, args.config, overrides, base=run_config(run_dir))
@@ -110,7 +112,7 @@ def _main(argv: list[str] | None) -> int:
             return 0
         # Imported here so that --help and --print-config answer without loading torch.
         from cs336_basics.runs import point_latest
-        from cs336_basics.trainer import Trainer, TrainingDiverged, describe
+        from cs336_basics.training.trainer import Trainer, TrainingDiverged, describe
 
         if args.resume:
             run_dir = latest_run(Path(config.run.out_dir)) if args.resume == "latest" else Path(args.resume)

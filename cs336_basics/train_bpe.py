@@ -57,13 +57,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    except KeyboardInterrupt:
-        sys.exit("interrupted: nothing was written")
+    except KeyboardInterrupt:  # the worker processes are already terminated (the Pool's exit)
+        sys.exit("interrupted: no tokenizer was written")
     seconds = time.perf_counter() - start
     try:
-        Tokenizer(vocab, merges, specials).save(args.out)
+        Tokenizer(vocab, merges, specials).save(args.out)  # each file is written atomically
     except OSError as err:
         parser.error(f"could not write the tokenizer to {args.out}: {err}")
+    except KeyboardInterrupt:
+        sys.exit(f"interrupted while saving to {args.out}: a file may be missing, none is partial")
 
     own, children = peak_rss_mb()
     longest = max(vocab.values(), key=len)

@@ -57,7 +57,7 @@ def torchrun_command(gpus: int, preset: str, config_file: str, resume: str = "")
 
 def _train_with_torchrun(overrides: dict, preset: str, resume: str, gpus: int) -> dict:
     """Launch torchrun inside the container; the ranks write into /vol like a local run."""
-    from cs336_basics.config import resolve
+    from cs336_basics.training.config import resolve
 
     if not resume:
         run = overrides.setdefault("run", {})
@@ -78,8 +78,8 @@ def train_remote(overrides: dict, preset: str = "tinystories", resume: str = "",
                  gpus: int = 1) -> dict:
     """Run the Trainer inside the container with /vol as the working directory; returns the run's summary.
     With gpus > 1 (the caller asks Modal for that many), the train CLI runs under torchrun instead."""
-    from cs336_basics.config import resolve
-    from cs336_basics.trainer import Trainer, describe
+    from cs336_basics.training.config import resolve
+    from cs336_basics.training.trainer import Trainer, describe
 
     os.chdir(VOLUME_DIR)
     Path("data").mkdir(exist_ok=True)
@@ -118,7 +118,7 @@ def remote_function(gpus: int) -> modal.Function:
 @app.local_entrypoint()
 def main(config: str = "", preset: str = "tinystories", resume: str = "", download: str = "", gpus: int = 1):
     """Read the JSON config file here (it lives on your machine) and train remotely on `gpus` GPUs."""
-    from cs336_basics.config import read_json
+    from cs336_basics.training.config import read_json
 
     overrides = read_json(config) if config else {}
     summary = remote_function(gpus).remote(overrides, preset, resume, download, gpus)

@@ -105,7 +105,7 @@ def measure_rss(batch_size: int) -> None:
 
     from cs336_basics.model import ModelConfig, TransformerLM
     from cs336_basics.nn_utils import cross_entropy
-    from cs336_basics.optimizer import AdamW
+    from cs336_basics.training.optimizer import AdamW
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -81,9 +81,9 @@ def run_settings(arch: str, model: dict[str, Any], dataset: str) -> dict[str, An
 
 def train_one(arch: str, size: str, model: dict, dataset: str, budget: float, force: bool) -> dict[str, Any]:
     from cs336_basics.accounting import flops_per_byte
-    from cs336_basics.config import resolve
-    from cs336_basics.corpus import prepare_data
-    from cs336_basics.trainer import Trainer
+    from cs336_basics.training.config import resolve
+    from cs336_basics.training.corpus import prepare_data
+    from cs336_basics.training.trainer import Trainer
 
     out_dir = Path("runs") / f"{EXPERIMENT}-{dataset}"
     run_dir = out_dir / (f"{arch}-{size}" + budget_suffix(budget))
@@ -128,8 +128,8 @@ def unigram_bpb(dataset: str) -> float:
     """A reference point: bits per byte of the validation text under the training text's byte frequencies."""
     import numpy as np
 
-    from cs336_basics.config import resolve
-    from cs336_basics.corpus import prepare_data
+    from cs336_basics.training.config import resolve
+    from cs336_basics.training.corpus import prepare_data
 
     config = resolve(None, overrides=run_settings("bytes", GRID["bytes"][0][1], dataset))
     prepared = prepare_data(config.data, config.model.vocab_size, progress=False)

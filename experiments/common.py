@@ -111,8 +111,8 @@ def train_run(experiment: str, variant: str, args: argparse.Namespace, *override
     divergence) is also written to outcome.json in the run directory, which marks the run as done for later
     invocations with the same configuration.
     """
-    from cs336_basics.config import resolve, to_dict
-    from cs336_basics.trainer import Trainer, TrainingDiverged, describe
+    from cs336_basics.training.config import resolve, to_dict
+    from cs336_basics.training.trainer import Trainer, TrainingDiverged, describe
 
     out_dir = runs_dir(experiment, args)
     variant = seed_variant(variant, seed)

@@ -38,7 +38,7 @@ def _same(a, b) -> bool:
 
 
 def main() -> None:
-    from cs336_basics.config import resolve, to_dict
+    from cs336_basics.training.config import resolve, to_dict
 
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     os.chdir(ROOT)

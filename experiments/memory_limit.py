@@ -35,7 +35,7 @@ def child(cap_mib: int, start: int) -> None:
 
     from cs336_basics.model import ModelConfig, TransformerLM
     from cs336_basics.nn_utils import cross_entropy
-    from cs336_basics.optimizer import AdamW
+    from cs336_basics.training.optimizer import AdamW
 
     torch.set_num_threads(1)
     config = ModelConfig(**{**BASE["model"], "d_ff": None})

@@ -28,8 +28,8 @@ VARIANTS = {
 
 def seconds_per_step(settings: dict, warmup: int = 3, steps: int = 10) -> float:
     """Mean time of `steps` training steps after `warmup` (a throwaway trainer, no run dir)."""
-    from cs336_basics.config import resolve
-    from cs336_basics.trainer import Trainer
+    from cs336_basics.training.config import resolve
+    from cs336_basics.training.trainer import Trainer
 
     trainer = Trainer(resolve(None, overrides=settings), run_dir="runs/own_modification/.calibration",
                       progress=False)

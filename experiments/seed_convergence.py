@@ -39,8 +39,8 @@ def main() -> None:
         p.error("this experiment uses the bundled Shakespeare only")
     setup(args)
     from cs336_basics.analysis import convergence
-    from cs336_basics.config import resolve
-    from cs336_basics.corpus import prepare_data
+    from cs336_basics.training.config import resolve
+    from cs336_basics.training.corpus import prepare_data
 
     started = time.perf_counter()
     outcomes = [train_run(EXPERIMENT, f"seed_{seed}", args, deep_merge(SMALL, {"run": {"seed": seed}}))

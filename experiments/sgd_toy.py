@@ -17,7 +17,7 @@ RATES = [1.0, 1e1, 1e2, 1e3]
 def losses(lr: float, steps: int = 10) -> list[float]:
     import torch
 
-    from cs336_basics.optimizer import SGD
+    from cs336_basics.training.optimizer import SGD
 
     torch.manual_seed(0)
     weights = torch.nn.Parameter(5 * torch.randn((10, 10)))

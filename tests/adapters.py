@@ -15,8 +15,6 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from cs336_basics.checkpoint import load_checkpoint, save_checkpoint
-from cs336_basics.data import get_batch
 from cs336_basics.model import (
     CausalMultiHeadSelfAttention,
     Embedding,
@@ -30,8 +28,10 @@ from cs336_basics.model import (
     scaled_dot_product_attention,
 )
 from cs336_basics.nn_utils import clip_gradients, cross_entropy, silu, softmax
-from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
 from cs336_basics.tokenizer import Tokenizer, train_bpe
+from cs336_basics.training.checkpoint import load_checkpoint, save_checkpoint
+from cs336_basics.training.data import get_batch
+from cs336_basics.training.optimizer import AdamW, get_lr_cosine_schedule
 
 
 def run_linear(

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from cs336_basics import train
-from cs336_basics.config import resolve
-from cs336_basics.trainer import Trainer, TrainingDiverged
+from cs336_basics.training.config import resolve
+from cs336_basics.training.trainer import Trainer, TrainingDiverged
 
 STEPS = 6
 

@@ -33,9 +33,9 @@ from cs336_basics.analysis import (
 )
 from cs336_basics.analysis.divergence import SURPRISAL_EDGES
 from cs336_basics.analyze import main
-from cs336_basics.config import resolve
 from cs336_basics.model import ModelConfig, TransformerLM
-from cs336_basics.trainer import Trainer
+from cs336_basics.training.config import resolve
+from cs336_basics.training.trainer import Trainer
 from tests.adapters import run_token_kl
 
 REPO = Path(__file__).resolve().parents[1]

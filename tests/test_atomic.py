@@ -9,8 +9,8 @@ import stat
 import pytest
 
 from cs336_basics.atomic import atomic_open, atomic_write_bytes, atomic_write_text
-from cs336_basics.config import TrainConfig, save_json
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.training.config import TrainConfig, save_json
 
 
 def test_writes_and_replaces(tmp_path):

@@ -18,9 +18,6 @@ from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
 from cs336_basics import accounting
-from cs336_basics.checkpoint import checkpoint_path, save_checkpoint
-from cs336_basics.config import resolve
-from cs336_basics.data import eval_batches
 from cs336_basics.generate import load_model
 from cs336_basics.generate import main as generate_main
 from cs336_basics.generation import generate
@@ -28,7 +25,10 @@ from cs336_basics.model import ModelConfig, SpaceByteConfig, SpaceByteLM, Transf
 from cs336_basics.tokenizer import ByteTokenizer, Tokenizer, encode_file, load_tokenizer
 from cs336_basics.tokenizer import bytes as bytes_module
 from cs336_basics.train import main as train_main
-from cs336_basics.trainer import Trainer
+from cs336_basics.training.checkpoint import checkpoint_path, save_checkpoint
+from cs336_basics.training.config import resolve
+from cs336_basics.training.data import eval_batches
+from cs336_basics.training.trainer import Trainer
 
 EOT = "<|endoftext|>"
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cs336_basics.checkpoint import (
+from cs336_basics.training.checkpoint import (
     checkpoint_path,
     find_latest_checkpoint,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
-from cs336_basics.optimizer import AdamW
+from cs336_basics.training.optimizer import AdamW
 
 
 def tiny_model(seed: int = 0, d: int = 8) -> torch.nn.Module:
@@ -207,7 +207,7 @@ def test_sigkill_during_write_keeps_previous_checkpoint(tmp_path):
     script = textwrap.dedent(
         """
         import sys, time, torch
-        from cs336_basics.checkpoint import save_checkpoint
+        from cs336_basics.training.checkpoint import save_checkpoint
         model = torch.nn.Linear(4, 4)
         save_checkpoint(model, None, 1, sys.argv[1])
         real_save = torch.save

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cs336_basics.checkpoint import list_checkpoints, prune_checkpoints, save_checkpoint
-from cs336_basics.config import checkpoint_steps, resolve
-from cs336_basics.trainer import Trainer
+from cs336_basics.training.checkpoint import list_checkpoints, prune_checkpoints, save_checkpoint
+from cs336_basics.training.config import checkpoint_steps, resolve
+from cs336_basics.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,7 +116,7 @@ def test_temp_file_of_a_killed_write_is_cleared_by_the_next_save(tmp_path, cache
     folder = tmp_path / "t" / "checkpoints"
     killed = textwrap.dedent(f"""
         import os, signal, torch
-        from cs336_basics.checkpoint import save_checkpoint
+        from cs336_basics.training.checkpoint import save_checkpoint
         def die(obj, f, *a, **k):
             f.write(b"partial"); f.flush(); os.kill(os.getpid(), signal.SIGKILL)
         torch.save = die

@@ -22,11 +22,10 @@ from cs336_basics import plot as plot_cli
 from cs336_basics import tokenize_data as tokenize_cli
 from cs336_basics import train as train_cli
 from cs336_basics import train_bpe as train_bpe_cli
-from cs336_basics.checkpoint import save_checkpoint
-from cs336_basics.config import DataConfig
-from cs336_basics.corpus import read_text
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer, train_bpe
+from cs336_basics.training.checkpoint import save_checkpoint
+from cs336_basics.training.corpus import read_text
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"

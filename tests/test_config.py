@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cs336_basics.config import (
+from cs336_basics.train import build_parser, main
+from cs336_basics.training.config import (
     PRESETS,
     DataConfig,
     ModelConfig,
@@ -24,7 +25,6 @@ from cs336_basics.config import (
     resolve,
     to_dict,
 )
-from cs336_basics.train import build_parser, main
 
 
 def test_defaults_are_the_assignment_tinystories_settings():

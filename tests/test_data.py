@@ -10,8 +10,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cs336_basics import data
-from cs336_basics.data import eval_batches, eval_window_indices, get_batch, num_eval_windows, open_tokens
+from cs336_basics.training import data
+from cs336_basics.training.data import (
+    eval_batches,
+    eval_window_indices,
+    get_batch,
+    num_eval_windows,
+    open_tokens,
+)
 
 # --- open_tokens
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from cs336_basics.checkpoint import load_checkpoint
-from cs336_basics.config import resolve
 from cs336_basics.distributed import Ranks, check_batch, gradient_sync
 from cs336_basics.model import TransformerLM
-from cs336_basics.trainer import Trainer
+from cs336_basics.training.checkpoint import load_checkpoint
+from cs336_basics.training.config import resolve
+from cs336_basics.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from distributed_worker import STEPS, overrides  # noqa: E402  (a sibling script, not a package)

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from cs336_basics import download as dl
-from cs336_basics.data import main
 from cs336_basics.download import DownloadError, RemoteFile, download
+from cs336_basics.data import main
 
 CONTENT = bytes(range(256)) * 40  # 10,240 bytes
 

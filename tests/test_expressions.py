@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cs336_basics.accounting import parameter_counts, training_flops_per_token
-from cs336_basics.config import PRESETS, load_config, resolve, to_dict
 from cs336_basics.scaling.expressions import NAMES, config_names, evaluate
+from cs336_basics.training.config import PRESETS, load_config, resolve, to_dict
 from tests.adapters import run_eval_expression
 
 REPO = Path(__file__).resolve().parents[1]
@@ -230,7 +230,7 @@ def test_cli_takes_expressions_and_reports_bad_ones_in_one_line(capsys, monkeypa
 
 
 def test_a_resumed_run_reuses_the_resolved_value(tmp_path):
-    from cs336_basics.trainer import Trainer
+    from cs336_basics.training.trainer import Trainer
 
     overrides = {"schedule": {"max_steps": "4e8/flops"}, "run": {"out_dir": str(tmp_path), "name": "r",
                  "eval_every": "steps/2", "checkpoint_every": 4}, "data": {"cache_dir": str(tmp_path / "cache")}}

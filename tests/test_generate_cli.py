@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from cs336_basics.checkpoint import checkpoint_path, save_checkpoint
 from cs336_basics.generate import find_tokenizer, load_model, main
 from cs336_basics.generation import generate
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer
+from cs336_basics.training.checkpoint import checkpoint_path, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.py
 

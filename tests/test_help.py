@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cs336_basics.config import flat_fields
-from cs336_basics.config_help import FIELD_HELP
 from cs336_basics.train import build_parser
+from cs336_basics.training.config import flat_fields
+from cs336_basics.training.config_help import FIELD_HELP
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [["train"], ["train_bpe"], ["tokenize_data"], ["generate"], ["evaluate"], ["plot"], ["accounting"],
@@ -50,6 +50,6 @@ def test_every_config_field_has_a_one_line_description():
 
 
 def test_importing_the_config_does_not_load_torch():
-    code = "import sys, cs336_basics.config, cs336_basics.train; print('torch' in sys.modules)"
+    code = "import sys, cs336_basics.training.config, cs336_basics.train; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr

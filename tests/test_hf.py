@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cs336_basics import export_hf, generate as generate_cli
-from cs336_basics.checkpoint import save_checkpoint
-from cs336_basics.config import TrainConfig, to_dict
+from cs336_basics import export_hf
+from cs336_basics import generate as generate_cli
 from cs336_basics.generation import generate_ids
 from cs336_basics.hf import (
     export,
@@ -24,6 +23,8 @@ from cs336_basics.hf import (
 )
 from cs336_basics.model import ModelConfig, TransformerLM
 from cs336_basics.tokenizer import Tokenizer, train_bpe
+from cs336_basics.training.checkpoint import save_checkpoint
+from cs336_basics.training.config import TrainConfig, to_dict
 
 transformers = pytest.importorskip("transformers")
 

@@ -4,8 +4,8 @@ budget at a plausible utilization, by the accounting module's count and the H100
 from pathlib import Path
 
 from cs336_basics.accounting import training_flops_per_token
-from cs336_basics.config import resolve
 from cs336_basics.mfu import table_peak
+from cs336_basics.training.config import resolve
 
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "leaderboard_owt.json"
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cs336_basics.nn_utils import clip_gradients
-from cs336_basics.optimizer import SGD, AdamW, get_lr_cosine_schedule
+from cs336_basics.training.optimizer import SGD, AdamW, get_lr_cosine_schedule
 
 # --- AdamW
 

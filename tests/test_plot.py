@@ -143,8 +143,8 @@ def test_ymax_clips_and_names_the_runs_it_cuts(tmp_path):
 
 
 def test_default_title_names_run_data_and_model_size(tmp_path):
-    from cs336_basics.config import resolve, save_json
     from cs336_basics.model import TransformerLM
+    from cs336_basics.training.config import resolve, save_json
 
     config = resolve("tiny")
     run = write_run(tmp_path, "tiny-run", FINISHED)

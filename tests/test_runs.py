@@ -18,15 +18,15 @@ import torch.nn.functional as F
 
 from cs336_basics import evaluate as evaluate_cli
 from cs336_basics import generate as generate_cli
-from cs336_basics.checkpoint import read_checkpoint, restore_checkpoint
-from cs336_basics.config import PRESETS, load_config, resolve
-from cs336_basics.corpus import cache_dir_for
 from cs336_basics.generation import generate
 from cs336_basics.model import TransformerLM
 from cs336_basics.runs import load_latest_checkpoint, point_latest
 from cs336_basics.tokenizer import Tokenizer
 from cs336_basics.train import main as train_main
-from cs336_basics.trainer import Trainer, TrainingDiverged
+from cs336_basics.training.checkpoint import read_checkpoint, restore_checkpoint
+from cs336_basics.training.config import PRESETS, load_config, resolve
+from cs336_basics.training.corpus import cache_dir_for
+from cs336_basics.training.trainer import Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -91,7 +91,8 @@ def test_bad_spec_file_is_one_line_at_the_cli(tmp_path, capsys):
 
 KILL_AFTER_FIRST_SAVE = textwrap.dedent("""
     import os, signal, sys
-    from cs336_basics import trainer, sweep
+    from cs336_basics import sweep
+    from cs336_basics.training import trainer
     save = trainer.Trainer.save
     def save_then_die(self):
         path = save(self)

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cs336_basics.tokenizer import Tokenizer, encode_file, train_bpe
+from cs336_basics.tokenizer import fast_pretokens
 from cs336_basics.tokenizer import tokenizer as tokenizer_module
 from cs336_basics.tokenizer.io import CHAR_TO_BYTE
-from cs336_basics.tokenizer.pretokenize import GPT2_PATTERN
+from cs336_basics.tokenizer.pretokenize import GPT2_PATTERN, PRETOKEN_RE
 from tests.adapters import get_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -293,3 +294,35 @@ def test_encode_file_bad_input(gpt2, tmp_path):
     assert not (tmp_path / "out.npy").exists() and not (tmp_path / "out.npy.part").exists()
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         encode_file(gpt2, tmp_path / "missing.txt", tmp_path / "out.npy", progress=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text() | st.lists(st.sampled_from(
+    list("ab \n\t'sé9½²Ⅻ日\u00a0\u2003\x1c") + ["🙂", "𝔸", "'ll", "  "]), max_size=40).map("".join))
+def test_fast_pretokens_equal_the_regex_module(text):
+    """The built-in-re pattern (BMP ranges) with `regex` around astral characters splits exactly as `regex` does."""
+    assert fast_pretokens.pretokens(text) == PRETOKEN_RE.findall(text)
+
+
+def test_fast_pretokens_on_every_code_point():
+    every = "".join(chr(c) for c in range(0, 0x110000, 7) if not 0xD800 <= c < 0xE000)  # all scripts, spaced
+    bmp_only = "".join(chr(c) for c in range(0x10000) if not 0xD800 <= c < 0xE000)
+    for text in (every, bmp_only, bmp_only[::-1]):
+        assert fast_pretokens.pretokens(text) == PRETOKEN_RE.findall(text)
+
+
+def test_encode_array_is_encode_in_the_output_dtype(gpt2):
+    text = "Packed ids: 🙂 naïve<|endoftext|>end"
+    ids = gpt2.encode_array(text)
+    assert ids.dtype == np.uint16 and ids.tolist() == gpt2.encode(text)
+    assert gpt2.encode_packed(text) == np.array(gpt2.encode(text), dtype=np.uint16).tobytes()
+
+
+@settings(max_examples=100, deadline=None)
+@given(words=st.lists(st.text(min_size=1), unique=True, max_size=30))
+def test_cache_size_estimate_bounds_the_real_sizes(words):
+    """The cache counts an entry from len() alone; it must never undercount what sys.getsizeof measures."""
+    cache = tokenizer_module._PretokenCache(lambda word: word.encode("utf-8"), 1 << 30)
+    for word in words:
+        cache[word]
+    assert cache.nbytes >= sum(sys.getsizeof(w) + sys.getsizeof(cache[w]) + 24 for w in words)

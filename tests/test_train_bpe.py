@@ -1,16 +1,27 @@
 """BPE training: the fast trainer against the naive oracle, the handout's worked example, chunking, bad input."""
 
 import gzip
+import importlib
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
+import tracemalloc
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cs336_basics.tokenizer import pretokenize, train_bpe, train_bpe_naive
+
+train_bpe_mod = importlib.import_module("cs336_basics.tokenizer.train_bpe")  # the package's name is the function
 from cs336_basics.tokenizer.pretokenize import count_pretokens, count_pretokens_in_file, find_chunk_boundaries
 from tests.adapters import run_train_bpe
 
@@ -144,3 +155,90 @@ def test_small_files_start_no_process(monkeypatch):
     monkeypatch.setattr(pretokenize, "Pool", no_pool)
     vocab, merges = train_bpe(FIXTURES / "corpus.en", 500, [EOT])
     assert len(vocab) == 500 and len(merges) == 500 - 257
+
+
+# Robustness at scale (issue 13 §4), scaled down: the full sizes are in benchmarks/bench_bpe_robustness.py.
+def _words_text(num_bytes: int, seed: int = 0, line_words: int | None = 12) -> str:
+    """Random words from a Zipf-like vocabulary, a newline every `line_words` words (never when None)."""
+    rng = random.Random(seed)
+    vocab = ["".join(rng.choices("abcdefgh", k=rng.randint(1, 7))) for _ in range(2000)]
+    weights = [1 / (r + 1) for r in range(len(vocab))]
+    words = rng.choices(vocab, weights, k=num_bytes // 5)
+    sep = [("\n" if line_words and k % line_words == line_words - 1 else " ") for k in range(len(words))]
+    return "".join(w + s for w, s in zip(words, sep, strict=True))[:num_bytes]
+
+
+@pytest.mark.parametrize("case", ["no special token", "special token only in the last bytes", "one long line"])
+def test_robust_chunking_equals_naive(monkeypatch, tmp_path, case):
+    """Files that give the chunker no special token to cut at (or only one at the very end), and no newline."""
+    monkeypatch.setattr(pretokenize, "IN_PROCESS_BYTES", 0)
+    monkeypatch.setattr(pretokenize, "chunk_size_for", lambda size, workers: 20_000)
+    monkeypatch.setattr(pretokenize, "_MAX_SPECIAL_SCAN", 40_000)  # 1 MB at full size
+    text = _words_text(300_000, line_words=None if case == "one long line" else 12)
+    if case == "special token only in the last bytes":
+        text += EOT
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    assert len(find_chunk_boundaries(path, 20_000, [EOT])) > 10  # really cut, at whitespace
+    assert train_bpe(path, 320, [EOT], num_workers=2) == train_bpe_naive(path, 320, [EOT])
+
+
+def test_robust_one_repeated_character(tmp_path):
+    """'a' * N is ONE pre-token of N bytes: the long-word path (block counting) must match the naive trainer, which
+    merges it down to a handful of tokens, and the memory must stay a small multiple of N."""
+    n = 200_000
+    path = tmp_path / "a.txt"
+    path.write_text("a" * n)
+    tracemalloc.start()
+    fast = train_bpe(path, 1000, [EOT], num_workers=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n > train_bpe_mod.LONG_WORD and fast == train_bpe_naive(path, 1000, [EOT])
+    assert 256 + 1 < len(fast[0]) < 300  # about log2(n) merges, then nothing is left to merge
+    assert peak < 40 * n, f"peak {peak / n:.0f} bytes per byte of text"
+
+
+_long_texts = st.lists(st.sampled_from(["a", "b", "aa", "ab", "é", " ", "a" * 9, EOT]), max_size=60).map("".join)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_long_texts.filter(bool), extra=st.integers(0, 30))
+def test_long_word_path_equals_naive(monkeypatch, tmp_path, text, extra):
+    """With tiny thresholds every word takes the long-word path, counted in tiny blocks."""
+    monkeypatch.setattr(train_bpe_mod, "LONG_WORD", 3)
+    monkeypatch.setattr(train_bpe_mod, "_PAIR_BLOCK", 2)
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    assert train_bpe(path, 257 + extra, [EOT]) == train_bpe_naive(path, 257 + extra, [EOT])
+
+
+def test_ctrl_c_stops_workers_and_writes_nothing(tmp_path):
+    """Ctrl-C (SIGINT to the process group, as a terminal sends it) while workers count: all processes end, no
+    traceback, no file under the output directory."""
+    path = tmp_path / "big.txt"
+    path.write_text(_words_text(400_000) * 20, encoding="utf-8")  # 8 MB: seconds of counting
+    out = tmp_path / "tok"
+    cmd = [sys.executable, "-m", "cs336_basics.train_bpe", str(path), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while len(workers := parent.children()) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) >= 2, "the workers never started"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err, err
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"orphaned workers: {alive}"
+    assert not out.exists() or not any(out.iterdir())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_texts, piece=st.integers(1, 30))
+def test_counting_in_pieces_keeps_pretokens(monkeypatch, text, piece):
+    """count_pretokens pre-tokenizes long text a piece at a time (bounded memory): same counts as all at once."""
+    monkeypatch.setattr(pretokenize, "_COUNT_PIECE", piece)
+    whole = Counter()
+    for part in pretokenize.split_on_special(text, pretokenize.special_token_regex([EOT]))[::2]:
+        whole.update(m.encode() for m in pretokenize.PRETOKEN_RE.findall(part))
+    assert count_pretokens(text, [EOT]) == whole

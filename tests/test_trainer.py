@@ -18,11 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cs336_basics.checkpoint import read_checkpoint
-from cs336_basics.config import merge, resolve, to_dict
-from cs336_basics.data import eval_batches
 from cs336_basics.train import main
-from cs336_basics.trainer import Trainer, TrainingDiverged, pick_device
+from cs336_basics.training.checkpoint import read_checkpoint
+from cs336_basics.training.config import merge, resolve, to_dict
+from cs336_basics.training.data import eval_batches
+from cs336_basics.training.trainer import Trainer, TrainingDiverged, pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -209,7 +209,8 @@ def test_no_arguments_means_the_shakespeare_preset(capsys):
 
 KILL_AFTER_FIRST_SAVE = textwrap.dedent("""
     import os, signal, sys
-    from cs336_basics import trainer, train
+    from cs336_basics import train
+    from cs336_basics.training import trainer
     save = trainer.Trainer.save
     def save_then_die(self):
         save(self)

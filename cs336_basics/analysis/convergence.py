@@ -34,8 +34,8 @@ from cs336_basics.analysis.divergence import (
 )
 from cs336_basics.analysis.outputs import atomic_output
 from cs336_basics.analysis.scoring import load_scorer, score_tokens, tokenize_text
-from cs336_basics.checkpoint import find_latest_checkpoint, list_checkpoints, read_checkpoint
-from cs336_basics.config import load_config
+from cs336_basics.training.checkpoint import find_latest_checkpoint, list_checkpoints, read_checkpoint
+from cs336_basics.training.config import load_config
 
 SEED_ONLY_FIELDS = ("run",)  # config sections that may differ between the seeds of one experiment
 

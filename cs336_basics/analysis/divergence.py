@@ -62,9 +62,9 @@ def token_counts(tokens: np.ndarray, vocab_size: int, chunk: int = 1 << 24) -> n
 
 def training_token_counts(config: dict, vocab_size: int, progress: bool = False) -> np.ndarray:
     """Token counts of a run's training split, from its config (the data cache is reused, or rebuilt)."""
-    from cs336_basics.config import load_config
-    from cs336_basics.corpus import prepare_data
-    from cs336_basics.data import open_tokens
+    from cs336_basics.training.config import load_config
+    from cs336_basics.training.corpus import prepare_data
+    from cs336_basics.training.data import open_tokens
 
     data = load_config(config).data
     prepared = prepare_data(data, load_config(config).model.vocab_size, progress=progress)

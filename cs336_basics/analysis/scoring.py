@@ -27,8 +27,13 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from cs336_basics.checkpoint import checkpoint_path, find_latest_checkpoint, list_checkpoints, read_checkpoint
 from cs336_basics.nn_utils import log_softmax
+from cs336_basics.training.checkpoint import (
+    checkpoint_path,
+    find_latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+)
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,7 @@ def split_expressions(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[s
     A string given to a numeric field is an expression; it waits, as a record without a value, until
     resolve_expressions evaluates it.
     """
-    from cs336_basics.config import flat_fields
+    from cs336_basics.training.config import flat_fields
 
     fields = flat_fields()
     found: dict[str, str] = {}
@@ -270,7 +270,7 @@ def record_expressions(config: Any, plain: dict[str, Any], found: dict[str, str]
     """
     import dataclasses
 
-    from cs336_basics.config import flat_fields, get_field
+    from cs336_basics.training.config import flat_fields, get_field
 
     records = {k: dict(v) for k, v in config.expressions.items()}
     for field in flat_fields():
@@ -300,7 +300,7 @@ def resolve_expressions(config: Any) -> Any:
     computed from is still pending (so `model.d_ff: '4*d'` and then `schedule.max_steps: '1e12/flops'` work,
     while `schedule.max_steps: 'steps/2'` is a cycle and refused).
     """
-    from cs336_basics.config import flat_fields, merge, nest
+    from cs336_basics.training.config import flat_fields, merge, nest
 
     records = {k: dict(v) for k, v in config.expressions.items()}
     pending = {field: r["expression"] for field, r in records.items() if "value" not in r}

@@ -86,7 +86,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def load_spec(path_or_dict: str | Path | dict[str, Any]) -> Spec:
     """A checked Spec from a JSON file (its name defaults to the file's stem) or a dict."""
-    from cs336_basics.config import read_json
+    from cs336_basics.training.config import read_json
 
     if isinstance(path_or_dict, dict):
         data, default_name, where = path_or_dict, "sweep", "spec"
@@ -125,7 +125,7 @@ def load_spec(path_or_dict: str | Path | dict[str, Any]) -> Spec:
 
 def nested(overrides: dict[str, Any]) -> dict[str, Any]:
     """Overrides with dotted keys ({"model.d_model": 64}), nested ones, or both, as one nested dict."""
-    from cs336_basics.config import nest
+    from cs336_basics.training.config import nest
 
     def flatten(node: dict[str, Any], prefix: str) -> dict[str, Any]:
         flat = {}
@@ -192,7 +192,7 @@ def expand(spec: Spec) -> list[Point]:
 
 def resolve_points(spec: Spec) -> list[Point]:
     """expand() with each point's config resolved (or its error kept): base preset < file < overrides < run dir."""
-    from cs336_basics.config import resolve
+    from cs336_basics.training.config import resolve
 
     points = expand(spec)
     for p in points:
@@ -231,8 +231,8 @@ def measure_step_seconds(config: Any, repeats: int = 3) -> float:
 
     from cs336_basics.model import TransformerLM
     from cs336_basics.nn_utils import cross_entropy
-    from cs336_basics.optimizer import AdamW
-    from cs336_basics.trainer import pick_device
+    from cs336_basics.training.optimizer import AdamW
+    from cs336_basics.training.trainer import pick_device
 
     device = pick_device(config.run.device)
     model = TransformerLM(config.model).to(device)
@@ -256,7 +256,7 @@ def dry_run_table(points: list[Point], workers: int, measure: bool = True) -> st
     """The runs with their varied values, parameters, FLOPs and time estimated from a measured step."""
     import torch
 
-    from cs336_basics.config import to_dict
+    from cs336_basics.training.config import to_dict
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, workers)))  # as each worker will run
     step_cache: dict[str, float] = {}
@@ -306,7 +306,7 @@ def train_point(config: dict[str, Any], run_dir: str, threads: int | None = None
     """Train (or resume) one run in this process; write and return its result. Never raises for a failed run."""
     import torch
 
-    from cs336_basics.trainer import Trainer
+    from cs336_basics.training.trainer import Trainer
 
     if threads:
         torch.set_num_threads(threads)
@@ -374,8 +374,8 @@ def run_sweep(spec: Spec, workers: int | None = None, progress: bool = True) -> 
 
     from tqdm.auto import tqdm
 
-    from cs336_basics.config import to_dict
-    from cs336_basics.corpus import prepare_data
+    from cs336_basics.training.config import to_dict
+    from cs336_basics.training.corpus import prepare_data
 
     cores = os.cpu_count() or 1
     workers = cores if workers is None else workers
@@ -455,7 +455,7 @@ def modal_calls(spec: Spec) -> list[tuple[dict[str, Any], str, str, str]]:
 
     The base config file is read here (it lives on this machine) and folded into each point's overrides.
     """
-    from cs336_basics.config import read_json
+    from cs336_basics.training.config import read_json
 
     base = read_json(spec.config) if spec.config else {}
     calls = []

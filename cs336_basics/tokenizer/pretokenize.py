@@ -17,7 +17,9 @@ import contextlib
 import gzip
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from itertools import pairwise
@@ -31,6 +33,8 @@ PRETOKEN_RE = regex.compile(GPT2_PATTERN)
 
 # An ASCII non-space byte followed by a whitespace byte: a cut between them leaves pre-tokens unchanged.
 _WHITESPACE_CUT_RE = regex.compile(rb"[\x21-\x7e](?=[\t\n\x0b\x0c\r ])")
+_WHITESPACE_CUT_STR_RE = regex.compile(r"[\x21-\x7e](?=[\t\n\x0b\x0c\r ])")
+_COUNT_PIECE = 1 << 18  # characters pre-tokenized at a time by count_pretokens (bounds findall's list)
 _SCAN_BLOCK = 1 << 16  # bytes read at a time while looking for a cut
 _MAX_SPECIAL_SCAN = 1 << 20  # look this far for a special token before settling for a whitespace cut
 IN_PROCESS_BYTES = 1 << 20  # below this, counting runs in-process: no worker start-up cost
@@ -62,12 +66,30 @@ def split_on_special(text: str, special_re: regex.Pattern | None) -> list[str]:
     return [text] if special_re is None else special_re.split(text)
 
 
+def safe_pieces(text: str, piece_chars: int) -> Iterator[str]:
+    """Cut `text` into pieces of about `piece_chars` at safe cuts (ASCII non-space then whitespace), so that
+    the pieces' pre-tokens are the text's; a piece runs on until such a cut appears."""
+    start = 0
+    while len(text) - start > piece_chars:
+        m = _WHITESPACE_CUT_STR_RE.search(text, start + piece_chars)
+        if m is None:
+            break
+        yield text[start : m.end()]
+        start = m.end()
+    yield text[start:]
+
+
 def count_pretokens(text: str, special_tokens: Iterable[str] = ()) -> Counter[bytes]:
-    """Count the pre-tokens of `text` as UTF-8 bytes, e.g. "hi hi" -> {b"hi": 1, b" hi": 1}."""
+    """Count the pre-tokens of `text` as UTF-8 bytes, e.g. "hi hi" -> {b"hi": 1, b" hi": 1}.
+
+    findall's list holds one str object (~60 bytes) per pre-token, 4x the text, so it is made one safe piece
+    of _COUNT_PIECE characters at a time; Counter.update counts a list in C.
+    """
     pieces = split_on_special(text, special_token_regex(special_tokens))
     counts: Counter[str] = Counter()
     for piece in pieces[::2]:  # even positions are the text between special tokens
-        counts.update(PRETOKEN_RE.findall(piece))
+        for part in safe_pieces(piece, _COUNT_PIECE):
+            counts.update(PRETOKEN_RE.findall(part))
     return Counter({word.encode("utf-8"): n for word, n in counts.items()})
 
 
@@ -149,6 +171,23 @@ def chunk_size_for(file_size: int, num_workers: int) -> int:
     return min(max(file_size // (4 * num_workers), 1 << 20), 16 << 20)
 
 
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which terminates them (no traceback from each, no orphan)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_pool(processes: int) -> Pool:
+    """A Pool whose workers ignore Ctrl-C from birth: forked while the parent ignores it too (a Ctrl-C in that
+    instant is lost, not half-delivered), and told again by the initializer where workers are spawned."""
+    if threading.current_thread() is not threading.main_thread():
+        return Pool(processes, initializer=_ignore_sigint)
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return Pool(processes, initializer=_ignore_sigint)
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
 def _count_range(args: tuple) -> tuple[Counter[bytes], int]:
     path, start, end, special_tokens = args
     return count_pretokens(read_text(path, start, end), special_tokens), end - start
@@ -174,7 +213,7 @@ def count_pretokens_in_file(
     tasks = [(path, a, b, special_tokens) for a, b in pairwise(bounds)]
     total: Counter[bytes] = Counter()
     bar = tqdm(total=file_size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress)
-    with Pool(min(num_workers, len(tasks))) as pool:
+    with _worker_pool(min(num_workers, len(tasks))) as pool:  # its exit terminates the workers
         for counts, nbytes in pool.imap_unordered(_count_range, tasks):
             total.update(counts)
             bar.update(nbytes)

@@ -6,13 +6,15 @@ recently seen pre-tokens are cached, so common words cost one dict lookup; the c
 (default 16 MiB), so encoding a stream of any length uses bounded memory.
 """
 
+import contextlib
 import os
+import signal
 import struct
-import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import chain, pairwise, repeat
+from array import array
+from itertools import pairwise, repeat
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -21,9 +23,9 @@ import regex
 from tqdm import tqdm
 
 from cs336_basics.tokenizer import io
+from cs336_basics.tokenizer.fast_pretokens import pretokens
 from cs336_basics.tokenizer.pretokenize import (
     IN_PROCESS_BYTES,
-    PRETOKEN_RE,
     check_special_tokens,
     find_chunk_boundaries,
     inside_special,
@@ -38,45 +40,52 @@ _LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
 _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
 _NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
 DEFAULT_CACHE_BYTES = 16 << 20
-# What a cached entry costs besides its key and value: its slot in the dict's tables (entries + indices, with the
-# spare room a dict keeps after resizing), an upper bound for CPython's layout.
+# What a cached entry costs: its slot in the dict's tables (entries + indices, with the spare room a dict keeps
+# after resizing), the packed ids (a bytes object: 33 + len) and the key, a str of 49 + len bytes if ASCII, else at
+# most 76 + 4 len (CPython's layouts, checked against sys.getsizeof by the tests; len() is far cheaper to call).
 _SLOT_BYTES = 96
+_ASCII_ENTRY_BYTES = _SLOT_BYTES + 33 + 49
+_OTHER_ENTRY_BYTES = _SLOT_BYTES + 33 + 76
 
 
 class _PretokenCache(dict):
-    """{pre-token string: ids tuple} of at most ~max_bytes (None: unbounded); a miss runs BPE.
+    """{pre-token string: its ids packed as bytes} of at most ~max_bytes (None: unbounded); a miss runs BPE.
 
-    A dict subclass so that a hit is one C-level lookup. Recency is kept in two generations, an approximation of
-    LRU that costs nothing on a hit: this dict is the young generation, `old` the previous one. A miss looks in
-    `old` (and moves the entry back here) before running BPE. When the young generation's size (key + tuple + slot,
-    from sys.getsizeof) passes max_bytes / 2, it becomes `old` and the previous old one is dropped: a pre-token
-    stays cached as long as it is used at least once per generation. An entry above max_bytes / 8 is not cached.
+    A dict subclass so that a hit is one C-level lookup, and the ids are packed bytes (uint16 or uint32, see
+    Tokenizer.dtype) so that the ids of a whole text are one C-level b"".join of the hits, with no Python int per
+    token. Recency is kept in two generations, an approximation of LRU that costs nothing on a hit: this dict is
+    the young generation, `old` the previous one. A miss looks in `old` (and moves the entry back here) before
+    running BPE. When the young generation's size (key + value + slot, see _SLOT_BYTES) passes max_bytes / 2,
+    it becomes `old` and the previous old one is dropped: a pre-token stays cached as long as it is used at least
+    once per generation. An entry above max_bytes / 8 is not cached.
     """
 
     def __init__(self, bpe, max_bytes: int | None):
         super().__init__()
         self.bpe = bpe
         self.max_bytes = max_bytes
-        self.old: dict[str, tuple[int, ...]] = {}
+        self.old: dict[str, bytes] = {}
         self.nbytes = 0  # size of this (young) generation
 
-    def __missing__(self, pretoken: str) -> tuple[int, ...]:
+    def __missing__(self, pretoken: str) -> bytes:
         ids = self.old.pop(pretoken, None)
         if ids is None:
-            ids = tuple(self.bpe(pretoken))
+            ids = self.bpe(pretoken)
         if self.max_bytes is None:
             self[pretoken] = ids
             return ids
-        size = sys.getsizeof(pretoken) + sys.getsizeof(ids) + _SLOT_BYTES
-        if size > self.max_bytes // 8:
+        n = len(pretoken)
+        size = len(ids) + (n + _ASCII_ENTRY_BYTES if pretoken.isascii() else 4 * n + _OTHER_ENTRY_BYTES)
+        if size > self.max_bytes >> 3:
             return ids
-        if self.nbytes + size > self.max_bytes // 2:
+        nbytes = self.nbytes + size
+        if nbytes > self.max_bytes >> 1:
             self.old = {}  # free the oldest generation before copying the young one into its place
             self.old = dict(self)
             self.clear()
-            self.nbytes = 0
+            nbytes = size
         self[pretoken] = ids
-        self.nbytes += size
+        self.nbytes = nbytes
         return ids
 
 
@@ -129,6 +138,11 @@ class Tokenizer:
         self._special_ids = {t: id_of[t.encode("utf-8")] for t in self.special_tokens}
         self._special_re = special_token_regex(self.special_tokens)
         self._longest_special = max(map(len, self.special_tokens), default=0)
+        # Ids are packed into bytes of this dtype inside the cache (see _PretokenCache) and in encode_file's output.
+        self.dtype = np.dtype(np.uint16 if self.vocab_size <= 1 << 16 else np.uint32)
+        self._typecode = "H" if self.dtype == np.uint16 else "I"  # the array module's code for the same C type
+        assert array(self._typecode).itemsize == self.dtype.itemsize
+        self._special_packed = {t: array(self._typecode, [i]).tobytes() for t, i in self._special_ids.items()}
         self._cache = _PretokenCache(self._bpe, cache_bytes)
 
     @classmethod
@@ -172,8 +186,8 @@ class Tokenizer:
                 f"{token!r} is not a special token of this tokenizer {self.special_tokens}"
             ) from None
 
-    def _bpe(self, pretoken: str) -> list[int]:
-        """Ids of one pre-token: merge the leftmost occurrence of the lowest-rank pair until none is left.
+    def _bpe(self, pretoken: str) -> bytes:
+        """Ids of one pre-token, packed as self.dtype bytes: merge the leftmost occurrence of the lowest-rank pair until none is left.
 
         Merging one occurrence at a time, leftmost first, equals merging all occurrences left to right, because
         the pairs a merge creates contain the new token and so have higher ranks. "low" -> [l, o, w] -> [l, ow]
@@ -193,24 +207,29 @@ class Tokenizer:
                 ranks[i - 1] = rank_of((ids[i - 1], ids[i]), never)
             if i < len(ranks):
                 ranks[i] = rank_of((ids[i], ids[i + 1]), never)
-        return ids
+        return array(self._typecode, ids).tobytes()
 
-    def _encode_ordinary(self, text: str) -> Iterator[int]:
-        """Ids of text that holds no special token."""
-        return chain.from_iterable(map(self._cache.__getitem__, PRETOKEN_RE.findall(text)))
+    def encode_packed(self, text: str) -> bytes:
+        """The ids of encode(text) as the bytes of a self.dtype array: one join of cached pieces, no int objects."""
+        ids_of = self._cache.__getitem__
+        pieces = split_on_special(text, self._special_re)
+        if len(pieces) == 1:
+            return b"".join(map(ids_of, pretokens(text)))
+        parts = []
+        for i, piece in enumerate(pieces):
+            if i % 2:
+                parts.append(self._special_packed[piece])
+            elif piece:
+                parts.append(b"".join(map(ids_of, pretokens(piece))))
+        return b"".join(parts)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """encode(text) as a 1-D array of self.dtype (what encode_file writes)."""
+        return np.frombuffer(self.encode_packed(text), self.dtype)
 
     def encode(self, text: str) -> list[int]:
         """Text -> ids. Special tokens map to their ids (longest match first); they are never split."""
-        pieces = split_on_special(text, self._special_re)
-        if len(pieces) == 1:
-            return list(self._encode_ordinary(text))
-        ids: list[int] = []
-        for i, piece in enumerate(pieces):
-            if i % 2:
-                ids.append(self._special_ids[piece])
-            elif piece:
-                ids.extend(self._encode_ordinary(piece))
-        return ids
+        return self.encode_array(text).tolist()
 
     def _safe_cut(self, buffer: str) -> int:
         """A position p where encode(buffer[:p]) + encode(rest) == encode(buffer + rest) for any rest, or 0.
@@ -279,27 +298,36 @@ def _npy_header(dtype: np.dtype, length: int) -> bytes:
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
 
 
-def _encode_range(tokenizer: Tokenizer, path: str, start: int, end: int, dtype: np.dtype) -> np.ndarray:
-    return np.array(tokenizer.encode(read_text(path, start, end)), dtype=dtype)
+def _encode_range(tokenizer: Tokenizer, path: str, start: int, end: int, dtype: np.dtype) -> bytes:
+    """The ids of bytes [start, end) of the file, as the bytes of a `dtype` array."""
+    text = read_text(path, start, end)
+    if isinstance(tokenizer, Tokenizer):
+        return tokenizer.encode_packed(text)
+    return np.array(tokenizer.encode(text), dtype=dtype).tobytes()  # e.g. the ByteTokenizer
 
 
 _worker_tokenizer: list[Tokenizer] = []  # one per worker process, set by the pool initializer
 
 
-def _init_worker(tokenizer: Tokenizer) -> None:
+def _init_worker(tokenizer: Tokenizer, cache_bytes: int | None) -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it terminates the pool), so that the
+    # workers do not each print a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if isinstance(tokenizer, Tokenizer) and tokenizer.cache_bytes is not None:
+        # This process's own copy: a bigger cache re-runs BPE less often on the long tail of a big corpus.
+        tokenizer._cache.max_bytes = max(tokenizer.cache_bytes, cache_bytes or 0)
     _worker_tokenizer.append(tokenizer)
 
 
-def _encode_task(args: tuple) -> tuple[np.ndarray, int]:
+def _encode_task(args: tuple) -> tuple[bytes, int]:
     path, start, end, dtype = args
     return _encode_range(_worker_tokenizer[-1], path, start, end, dtype), end - start
 
 
-def _encoded_chunks(
-    tokenizer: Tokenizer, tasks: list[tuple], num_workers: int
-) -> Iterator[tuple[np.ndarray, int]]:
-    """(ids, bytes read) per chunk, in file order. The first chunk is encoded here, before the workers start:
-    where processes are forked, they inherit its warm pre-token cache instead of each rebuilding it."""
+def _encoded_chunks(tokenizer: Tokenizer, tasks: list[tuple], num_workers: int) -> Iterator[tuple[bytes, int]]:
+    """(packed ids, bytes read) per chunk, in file order. The first chunk is encoded here, before the workers
+    start: where processes are forked, they inherit its warm pre-token cache instead of each rebuilding it.
+    Closing the generator (or an exception in it) terminates the workers."""
     if not tasks:  # an empty file
         return
     path, start, end, dtype = tasks[0]
@@ -308,16 +336,22 @@ def _encoded_chunks(
         for path, start, end, dtype in tasks[1:]:
             yield _encode_range(tokenizer, path, start, end, dtype), end - start
     elif len(tasks) > 1:
-        with Pool(min(num_workers, len(tasks) - 1), initializer=_init_worker, initargs=(tokenizer,)) as pool:
+        workers = min(num_workers, len(tasks) - 1)
+        with Pool(workers, initializer=_init_worker, initargs=(tokenizer, WORKER_CACHE_BYTES)) as pool:
             yield from pool.imap(_encode_task, tasks[1:])
 
 
 _WARMUP_BYTES = 1 << 18
+# The pre-token cache of each encode_file worker (at least; a tokenizer's bigger cache_bytes is kept): measured on a
+# 40 MB generated corpus with GPT-2's vocabulary, a 16 MiB cache cost 22% more CPU than an unbounded one (re-running
+# BPE on evicted rare words), 64 MiB none. A fixed bound: a worker's memory still does not grow with the file.
+WORKER_CACHE_BYTES = 64 << 20
 
 
 def _encode_chunk_bytes(size: int, num_workers: int) -> int:
-    """About 8 tasks per worker (they finish at different times), each 256 KB to 4 MB."""
-    return min(max(size // (8 * num_workers), _WARMUP_BYTES), 4 << 20)
+    """About 8 tasks per worker (they finish at different times), each 256 KB to 1 MB: a worker's memory is a few
+    times its task (the text, its list of pre-tokens, the packed ids) besides its pre-token cache."""
+    return min(max(size // (8 * num_workers), _WARMUP_BYTES), 1 << 20)
 
 
 def encode_file(
@@ -350,10 +384,12 @@ def encode_file(
         try:
             with open(partial, "wb") as f:
                 f.write(_npy_header(dtype, 0))
-                for ids, nbytes in _encoded_chunks(tokenizer, tasks, 1 if in_process else num_workers):
-                    f.write(ids.tobytes())
-                    num_tokens += len(ids)
-                    bar.update(nbytes)
+                chunks = _encoded_chunks(tokenizer, tasks, 1 if in_process else num_workers)
+                with contextlib.closing(chunks):  # on any exception (Ctrl-C too), stop the workers right away
+                    for packed, nbytes in chunks:
+                        f.write(packed)
+                        num_tokens += len(packed) // dtype.itemsize
+                        bar.update(nbytes)
                 f.seek(0)
                 f.write(_npy_header(dtype, num_tokens))
                 f.flush()

@@ -14,6 +14,7 @@ A path ending in .gz is decompressed to a temporary file first.
 
 import heapq
 import os
+from array import array
 from collections import Counter, defaultdict
 from itertools import pairwise
 
@@ -103,94 +104,248 @@ def _reverse_key(token: bytes) -> str:
 
     b"a" < b"ab" in bytes order; the terminator chr(256) is above every chr(255 - byte), so key(b"a") > key(b"ab").
     """
-    return "".join(chr(255 - b) for b in token) + chr(256)
+    return token.translate(_COMPLEMENT).decode("latin-1") + chr(256)  # C speed: tokens can be megabytes long
 
 
-def _initial_pair_index(words: list[bytes], freqs: list[int]):
-    """Count the byte pairs of all words with numpy, and index which words contain each byte pair.
+_COMPLEMENT = bytes(255 - b for b in range(256))
 
-    Returns (pair_counts: {(a, b): count}, starts, word_ids) where the words containing byte pair (a, b)
-    are word_ids[starts[k]:starts[k + 1]] with k = 256 * a + b (possibly repeated).
+
+# Words are str with one character per token: chr(id). A byte-only word is its UTF-8 bytes decoded as latin-1
+# (chr(b) == token b), and applying a merge is str.replace, which scans left to right without overlap, as
+# merge_word does. A pair is the 2-character string of its two tokens.
+LONG_WORD = 1 << 12  # words longer than this (e.g. 'a' * 10**8, one pre-token) take the block-counting path
+_PAIR_BLOCK = 1 << 20  # characters counted at a time by _pair_counts_long: bounds its memory
+
+
+def _pair_counts_long(word: str) -> Counter[str]:
+    """Adjacent-pair counts of a long word with numpy, one block at a time (memory bounded by the block)."""
+    counts: Counter[str] = Counter()
+    for start in range(0, len(word) - 1, _PAIR_BLOCK):
+        piece = word[start : start + _PAIR_BLOCK + 1]
+        ids = np.frombuffer(piece.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        keys, n = np.unique(ids[:-1] << np.uint64(32) | ids[1:], return_counts=True)
+        for key, c in zip(keys.tolist(), n.tolist(), strict=True):
+            counts[chr(key >> 32) + chr(key & 0xFFFFFFFF)] += c
+    return counts
+
+
+def _words_from_counts(counts: dict[bytes, int]) -> tuple[list[str], list[int]]:
+    """The pre-tokens with two or more bytes as words (latin-1 str) and their counts, emptying `counts` as it
+    goes so that the two copies never coexist in full."""
+    words, freqs = [], []
+    while counts:
+        word, n = counts.popitem()
+        if len(word) > 1:
+            words.append(word.decode("latin-1"))
+            freqs.append(n)
+    return words, freqs
+
+
+def _byte_pair_index(words: list[str], freqs: np.ndarray):
+    """Count the byte pairs of the short words with numpy, and index which words contain each byte pair.
+
+    Returns (pair_counts {pair: count}, starts, owners): the words containing byte pair (a, b) are
+    owners[starts[k]:starts[k + 1]] with k = 256 * a + b (possibly repeated). About 20 bytes per byte of text.
     """
-    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-    flat = np.frombuffer(b"".join(words), dtype=np.uint8).astype(np.uint16)
-    keys = flat[:-1] * 256 + flat[1:]  # the pair starting at each position
+    ids = np.array([i for i, w in enumerate(words) if len(w) <= LONG_WORD], dtype=np.int32)
+    if len(ids) == 0:
+        return {}, np.zeros(65537, dtype=np.int64), np.zeros(0, dtype=np.int32)
+    lengths = np.fromiter((len(words[i]) for i in ids), dtype=np.int64, count=len(ids))
+    flat = np.frombuffer("".join([words[i] for i in ids]).encode("latin-1"), dtype=np.uint8)
+    keys = flat[:-1].astype(np.uint16) << 8 | flat[1:]  # the pair starting at each position
     valid = np.ones(len(keys), dtype=bool)
     valid[np.cumsum(lengths)[:-1] - 1] = False  # a pair must not straddle two words
-    word_of_pos = np.repeat(np.arange(len(words), dtype=np.int64), lengths)[:-1][valid]
+    owners = np.repeat(ids, lengths)[:-1][valid]
     keys = keys[valid]
-    counts = np.bincount(keys, weights=np.asarray(freqs, dtype=np.float64)[word_of_pos], minlength=65536)
-    order = np.argsort(keys, kind="stable")  # radix sort on uint16
+    del flat, valid
+    counts = np.bincount(keys, weights=freqs[owners], minlength=65536)
     starts = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=65536))])
-    pair_counts = {(int(k) >> 8, int(k) & 255): int(counts[k]) for k in np.flatnonzero(counts)}
-    return pair_counts, starts, word_of_pos[order]
+    owners = owners[np.argsort(keys, kind="stable")]  # radix sort on uint16
+    pair_counts = {chr(k >> 8) + chr(k & 255): int(counts[k]) for k in np.flatnonzero(counts)}
+    return pair_counts, starts, owners
 
 
-def _merge_loop(word_counts: dict[bytes, int], vocab: Vocab, num_merges: int, progress: bool) -> Merges:
+def _merge_short_word(words, i, pair, new, f, delta, where) -> None:
+    """Apply the merge `pair` -> `new` to words[i]; add the pair-count changes (times f) to `delta`.
+
+    Only the pairs around each occurrence change: the old pairs overlapping an occurrence (positions j-1, j, j+1)
+    disappear, the pairs touching a new token appear (and are indexed in `where`); every other pair is unchanged.
+    """
+    word = words[i]
+    merged = word.replace(pair, new)
+    if len(merged) == len(word):
+        return  # the pair left this word in an earlier merge
+    last, end = -1, len(word) - 1
+    j = word.find(pair)
+    while j != -1:
+        for q in (j - 1, j, j + 1):
+            if last < q < end:
+                delta[word[q : q + 2]] -= f
+                last = q
+        j = word.find(pair, j + 2)
+    last, end = -1, len(merged) - 1
+    j = merged.find(new)
+    while j != -1:
+        for q in (j - 1, j):
+            if last < q < end:
+                p = merged[q : q + 2]
+                delta[p] += f
+                where[p].append(i)
+                last = q
+        j = merged.find(new, j + 1)
+    words[i] = merged
+
+
+def _merge_long_word(words, i, pair, new, f, delta, where) -> None:
+    """_merge_short_word for a long word: recount its pairs by blocks before and after (bounded memory)."""
+    word = words[i]
+    merged = word.replace(pair, new)
+    if len(merged) == len(word):
+        return
+    for p, n in _pair_counts_long(word).items():
+        delta[p] -= n * f
+    for p, n in _pair_counts_long(merged).items():
+        delta[p] += n * f
+        if new in p:
+            where[p].append(i)
+    words[i] = merged
+
+
+_SEP = chr(0x10FFFF)  # joins words in a batch; never a token (vocab_size <= 0x10FFFF)
+BATCH_WORDS = 256  # a merge visiting at least this many short words updates them in numpy batches ...
+BATCH_SIZE = 1 << 16  # ... of this many words (bounds the batch's arrays)
+
+
+def _codes(text: str) -> np.ndarray:
+    """The code points of `text` (token ids and _SEP) as a uint32 array."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _unique(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each element's value): np.unique(x, return_inverse=True) by a sort,
+    which is much faster than np.unique's hashing on the small arrays of a batch."""
+    order = np.argsort(x, kind="stable")
+    first = np.ones(len(x), dtype=bool)
+    first[1:] = x[order[1:]] != x[order[:-1]]
+    inverse = np.empty(len(x), dtype=np.int64)
+    inverse[order] = np.cumsum(first) - 1
+    return x[order[first]], inverse
+
+
+def _pairs_at(codes: np.ndarray, positions: np.ndarray, weights: np.ndarray):
+    """The pairs starting at `positions` (those inside one word) as sorted unique uint64 keys, their summed
+    weights, and (key index, word index in the batch) for each position."""
+    positions = positions[(positions >= 0) & (positions < len(codes) - 1)]
+    positions = positions[(codes[positions] != ord(_SEP)) & (codes[positions + 1] != ord(_SEP))]
+    owners = np.searchsorted(np.flatnonzero(codes == ord(_SEP)), positions, side="right")
+    keys = codes[positions].astype(np.uint64) << np.uint64(32) | codes[positions + 1]
+    keys, inverse = _unique(keys)
+    return keys, np.bincount(inverse, weights=weights[owners], minlength=len(keys)), inverse, owners
+
+
+def _merge_batch(words, batch: list[int], pair, new, freqs_np, delta, where) -> None:
+    """_merge_short_word for many words at once: one str.replace over the words joined by _SEP, and the pair
+    changes found with numpy. The k-th new token of the merged text sits at old position at[k] + k (each new
+    token before it shortened the text by one), which gives the occurrences without re-scanning the old text."""
+    joined = _SEP.join([words[i] for i in batch])
+    merged = joined.replace(pair, new)
+    if len(merged) == len(joined):
+        return
+    weights = freqs_np[batch]
+    merged_codes = _codes(merged)
+    at = np.flatnonzero(merged_codes == ord(new))
+    occurrences = at + np.arange(len(at))
+    old = np.concatenate([occurrences - 1, occurrences, occurrences + 1])
+    old = _unique(old)[0]
+    keys, sums, _, _ = _pairs_at(_codes(joined), old, weights)
+    for key, n in zip(keys.tolist(), sums.tolist(), strict=True):
+        delta[chr(key >> 32) + chr(key & 0xFFFFFFFF)] -= round(n)
+    keys, sums, inverse, owners = _pairs_at(merged_codes, _unique(np.concatenate([at - 1, at]))[0], weights)
+    batch_np = np.asarray(batch)
+    pairs = [chr(key >> 32) + chr(key & 0xFFFFFFFF) for key in keys.tolist()]
+    for p, n in zip(pairs, sums.tolist(), strict=True):
+        delta[p] += round(n)
+    # Index the words holding each new pair: group the (pair, word) combinations by pair.
+    combos = _unique(inverse * len(batch) + owners)[0]
+    holders = batch_np[combos % len(batch)].tolist()
+    bounds = np.flatnonzero(np.diff(combos // len(batch))) + 1
+    for lo, hi in pairwise([0, *bounds.tolist(), len(combos)]):
+        if hi > lo:
+            where[pairs[combos[lo] // len(batch)]].extend(holders[lo:hi])
+    for i, word in zip(batch, merged.split(_SEP), strict=True):
+        words[i] = word
+
+
+def _merge_loop(words: list[str], freqs: list[int], vocab: Vocab, num_merges: int, progress: bool) -> Merges:
     """Apply `num_merges` merges to `vocab` in place (fewer if pairs run out); return the merges.
 
-    words[i] holds pre-token i as a sequence of token ids (its bytes until first touched, then a list).
-    pair_counts holds the weighted count of every adjacent pair; a heap of (-count, key) entries finds the best
-    pair, stale entries (count changed since the push) are skipped when popped. A merge only visits the words
-    that contain its pair: byte pairs via the numpy index built at the start, pairs with a merged token via
-    `where`, filled as those pairs are created (a merge only creates pairs that contain the new token).
+    `words` are the distinct pre-tokens (one character per byte, see above) and `freqs` their counts.
+    pair_counts holds the weighted count of every adjacent pair. A heap of (-count, key) entries finds the best
+    pair lazily: an entry whose count is out of date is re-pushed with the current count when popped, so only
+    increases push (and the heap is rebuilt when stale entries outnumber live pairs). A merge only visits the
+    words that contain its pair: byte pairs via the numpy index built at the start, pairs with a merged token via
+    `where`, filled as those pairs are created (a merge only creates pairs that contain the new token). In a
+    visited word only the pairs around each occurrence change (_merge_short_word); a merge that visits many words
+    does them in one batch (_merge_batch), a very long word by block counting (_merge_long_word).
     """
-    words = [w for w in word_counts if len(w) > 1]
-    freqs = [word_counts[w] for w in words]
     merges: Merges = []
-    if not words:
-        return merges
-    pair_counts, starts, byte_pair_words = _initial_pair_index(words, freqs)
-    # words[i] stays a bytes object (iterating gives the byte ids) until a merge touches it and makes it a list.
-    where: defaultdict[tuple[int, int], set[int]] = defaultdict(set)
-    rkey = {i: _reverse_key(token) for i, token in vocab.items()}
-    heap = [(-n, rkey[a], rkey[b], a, b) for (a, b), n in pair_counts.items()]
+    if len(vocab) + num_merges > ord(_SEP):
+        raise ValueError(f"vocab_size={len(vocab) + num_merges} is too large: at most {ord(_SEP)} tokens")
+    freqs_np = np.asarray(freqs, dtype=np.float64)
+    pair_counts, starts, byte_pair_words = _byte_pair_index(words, freqs_np)
+    # `where` holds, for each pair with a merged token, the words that may contain it; long words are listed
+    # under every pair they contain (byte pairs too), since the numpy index leaves them out.
+    # An array of int32 ids costs 4 bytes an entry where a set costs ~60 (duplicates are dropped when it is used).
+    where: defaultdict[str, array] = defaultdict(lambda: array("i"))
+    long_words = {i for i, word in enumerate(words) if len(word) > LONG_WORD}
+    for i in long_words:
+        for pair, n in _pair_counts_long(words[i]).items():
+            pair_counts[pair] = pair_counts.get(pair, 0) + n * freqs[i]
+            where[pair].append(i)
+    rkey = {chr(i): _reverse_key(token) for i, token in vocab.items()}
+    heap = [(-n, rkey[pair[0]], rkey[pair[1]], pair) for pair, n in pair_counts.items()]
     heapq.heapify(heap)
     bar = tqdm(total=num_merges, desc="merges", unit="merge", disable=not progress, mininterval=0.5)
     while len(merges) < num_merges and heap:
-        neg, _, _, a, b = heapq.heappop(heap)
-        if pair_counts.get((a, b)) != -neg:
-            continue  # stale entry
+        neg, ka, kb, pair = heapq.heappop(heap)
+        count = pair_counts.get(pair, 0)
+        if count != -neg:  # out of date: the count fell since the push (or the pair is gone)
+            if count:
+                heapq.heappush(heap, (-count, ka, kb, pair))
+            continue
+        a, b = ord(pair[0]), ord(pair[1])
         new_id = len(vocab)
+        new = chr(new_id)
         vocab[new_id] = vocab[a] + vocab[b]
-        rkey[new_id] = _reverse_key(vocab[new_id])
+        rkey[new] = _reverse_key(vocab[new_id])
         merges.append((vocab[a], vocab[b]))
+        candidates = set(where.pop(pair, ()))
         if a < 256 and b < 256:
             k = 256 * a + b
-            candidates = set(byte_pair_words[starts[k] : starts[k + 1]].tolist())
+            candidates.update(byte_pair_words[starts[k] : starts[k + 1]].tolist())
+        delta: defaultdict[str, int] = defaultdict(int)
+        for i in candidates & long_words:
+            _merge_long_word(words, i, pair, new, freqs[i], delta, where)
+        short = list(candidates - long_words) if long_words else list(candidates)
+        if len(short) < BATCH_WORDS:
+            for i in short:
+                _merge_short_word(words, i, pair, new, freqs[i], delta, where)
         else:
-            candidates = where.pop((a, b), ())
-        delta: defaultdict[tuple[int, int], int] = defaultdict(int)
-        for i in candidates:
-            word = words[i]
-            n = len(word)
-            new = []
-            j = 0
-            while j < n:
-                if j + 1 < n and word[j] == a and word[j + 1] == b:
-                    new.append(new_id)
-                    j += 2
-                else:
-                    new.append(word[j])
-                    j += 1
-            if len(new) == n:
-                continue  # the pair left this word in an earlier merge
-            f = freqs[i]
-            for pair in pairwise(word):
-                delta[pair] -= f
-            for pair in pairwise(new):
-                delta[pair] += f
-                if new_id in pair:
-                    where[pair].add(i)
-            words[i] = new
-        for pair, d in delta.items():
+            for k in range(0, len(short), BATCH_SIZE):
+                _merge_batch(words, short[k : k + BATCH_SIZE], pair, new, freqs_np, delta, where)
+        for p, d in delta.items():
             if d:
-                count = pair_counts.get(pair, 0) + d
+                count = pair_counts.get(p, 0) + d
                 if count:
-                    pair_counts[pair] = count
-                    heapq.heappush(heap, (-count, rkey[pair[0]], rkey[pair[1]], pair[0], pair[1]))
+                    pair_counts[p] = count
+                    if d > 0:
+                        heapq.heappush(heap, (-count, rkey[p[0]], rkey[p[1]], p))
                 else:
-                    del pair_counts[pair]
+                    del pair_counts[p]
+                    where.pop(p, None)  # no word holds it any more
+        if len(heap) > 2 * len(pair_counts) + 100_000:  # mostly out-of-date entries: rebuild (bounds memory)
+            heap = [(-n, rkey[p[0]], rkey[p[1]], p) for p, n in pair_counts.items()]
+            heapq.heapify(heap)
         bar.update(1)
     bar.close()
     return merges
@@ -208,5 +363,7 @@ def train_bpe(
     with plain_file(input_path) as path:
         _check_not_empty(path)
         counts = count_pretokens_in_file(path, special_tokens, num_workers=num_workers, progress=progress)
-    merges = _merge_loop(counts, vocab, vocab_size - len(vocab), progress)
+    words, freqs = _words_from_counts(counts)
+    del counts  # _words_from_counts emptied it; free the table too
+    merges = _merge_loop(words, freqs, vocab, vocab_size - len(vocab), progress)
     return vocab, merges

@@ -17,10 +17,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from cs336_basics.config import DataConfig
 from cs336_basics.atomic import atomic_write_text
 from cs336_basics.tokenizer import ByteTokenizer, Tokenizer, encode_file, train_bpe
 from cs336_basics.tokenizer.pretokenize import decode_utf8
+from cs336_basics.training.config import DataConfig
 
 # Where to get the big corpora when a preset names them and they are not there yet.
 DOWNLOAD_HINTS = {

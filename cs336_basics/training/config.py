@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cs336_basics.atomic import atomic_write_text
-from cs336_basics.config_help import FIELD_HELP
 from cs336_basics.model.config import ModelConfig
 from cs336_basics.scaling.expressions import (
     check,
@@ -31,6 +30,7 @@ from cs336_basics.scaling.expressions import (
     resolve_expressions,
     split_expressions,
 )
+from cs336_basics.training.config_help import FIELD_HELP
 
 
 @dataclass

@@ -32,13 +32,20 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from cs336_basics import distributed
+from cs336_basics.accounting import training_flops_per_token
 from cs336_basics.atomic import atomic_write_text
-from cs336_basics.checkpoint import (
+from cs336_basics.device import resolve_device
+from cs336_basics.mfu import mfu, peak_flops
+from cs336_basics.model import build_model
+from cs336_basics.nn_utils import clip_gradients, cross_entropy, log_softmax
+from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
+from cs336_basics.tokenizer import load_tokenizer
+from cs336_basics.training.checkpoint import (
     prune_checkpoints,
     restore_checkpoint,
     save_checkpoint,
 )
-from cs336_basics.config import (
+from cs336_basics.training.config import (
     TrainConfig,
     checkpoint_steps,
     load_config,
@@ -48,16 +55,9 @@ from cs336_basics.config import (
     to_dict,
     validate,
 )
-from cs336_basics.corpus import PreparedData, prepare_data
-from cs336_basics.data import eval_batches, get_batch, open_tokens
-from cs336_basics.device import resolve_device
-from cs336_basics.mfu import mfu, peak_flops
-from cs336_basics.accounting import training_flops_per_token
-from cs336_basics.model import build_model
-from cs336_basics.nn_utils import clip_gradients, cross_entropy, log_softmax
-from cs336_basics.optimizer import AdamW, get_lr_cosine_schedule
-from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
-from cs336_basics.tokenizer import load_tokenizer
+from cs336_basics.training.corpus import PreparedData, prepare_data
+from cs336_basics.training.data import eval_batches, get_batch, open_tokens
+from cs336_basics.training.optimizer import AdamW, get_lr_cosine_schedule
 
 Batch = tuple[Int[Tensor, "batch seq"], Int[Tensor, "batch seq"]]
 
