@@ -1,6 +1,6 @@
 """The tokenizer at gigabyte scale: time and memory against corpus size, next to HF tokenizers and tiktoken.
 
-    uv run python benchmarks/bench_tokenizer_scale.py --sizes 0.1,0.5,1      # GB; about an hour on 2 cores
+    uv run python benchmarks/bench_tokenizer_scale.py --sizes 0.1,0.5,1      # GB; hours on 2 busy cores
     uv run python benchmarks/bench_tokenizer_scale.py --sizes 0.01,0.05      # a smoke run, a few minutes
 
 For each size, a generated corpus (corpora.scale_text: Zipfian words, Heaps' law fitted to real text, documents
@@ -466,7 +466,10 @@ def plot(runs: list[dict], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     ax_t.legend(fontsize=7)
     ax_m.legend(fontsize=7)
-    fig.suptitle(f"Tokenizer at scale: BPE training (vocab 10K, 32K) and GPT-2 encoding, {os.cpu_count()} cores")
+    loads = [r["load_average_1min"] for r in runs if "load_average_1min" in r]
+    load = f", load average {min(loads):.0f}-{max(loads):.0f} at the runs' starts" if loads else ""
+    fig.suptitle(f"Generated corpus: BPE training (vocab 10K, 32K) and GPT-2 encoding, time and memory against size, "
+                 f"{os.cpu_count()} cores{load}", fontsize=10)
     fig.tight_layout()
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
