@@ -31,3 +31,10 @@ def test_the_committed_log_is_sorted_and_has_one_row_per_run():
     log = Path(__file__).resolve().parents[1] / "results" / "experiment_log.md"
     runs = [line.split("|")[1].strip() for line in log.read_text().splitlines() if line.startswith("| runs/")]
     assert runs == sorted(set(runs)) and len(runs) > 20
+
+
+def test_the_writeup_shows_the_committed_log():
+    repo = Path(__file__).resolve().parents[1]
+    log = (repo / "results" / "experiment_log.md").read_text()
+    writeup = (repo / "writeup.md").read_text()
+    assert log.strip() in writeup.split("## Experiment log", 1)[1]

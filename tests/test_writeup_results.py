@@ -57,3 +57,12 @@ def test_learning_rate_seed_table_matches_its_results():
     assert [f"{float(row[0]):g}" for row in rows] == list(results)
     for row in rows:
         check_seed_row(row, results[f"{float(row[0]):g}"]["over_seeds"])
+
+
+def test_ablation_seed_table_matches_its_results():
+    results = json.loads((REPO / "results" / "ablations_steps100.json").read_text())
+    rows = table_after("| variant | seed 0 | seed 1 | seed 2 |")
+    names = {"baseline": "baseline", "NoPE": "nope", "post-norm": "post_norm", "SiLU": "silu"}
+    assert len(rows) == 4
+    for row in rows:
+        check_seed_row(row, results[next(v for k, v in names.items() if row[0].startswith(k))]["over_seeds"])
