@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cs336_basics.data import open_tokens
     from cs336_basics.device import resolve_device
-    from cs336_basics.generate import load_model
-    from cs336_basics.runs import find_tokenizer, load_latest_checkpoint
+    from cs336_basics.runs import find_tokenizer, load_latest_checkpoint, load_model
     from cs336_basics.tokenizer import Tokenizer, encode_file
 
     try:

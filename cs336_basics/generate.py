@@ -11,40 +11,11 @@ torch is imported inside the functions, so --help answers at once.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from cs336_basics.runs import find_tokenizer
-
-if TYPE_CHECKING:
-    import torch
+from cs336_basics.runs import find_tokenizer, load_model
 
 __all__ = ["find_tokenizer", "load_model", "main"]
-
-
-def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Path]:
-    """The model of a run's newest loadable checkpoint (or of a checkpoint file), in eval mode, and its path."""
-    from cs336_basics.checkpoint import restore_checkpoint
-    from cs336_basics.model import ModelConfig, build_model
-    from cs336_basics.runs import load_latest_checkpoint
-
-    path, ckpt = load_latest_checkpoint(run_or_file, map_location=device)
-    config = ckpt.get("config")
-    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ValueError(
-            f"checkpoint {str(path)!r} holds no model config (extra['config']['model']), so its "
-            "model cannot be rebuilt; checkpoints written by the trainer have one"
-        )
-    try:
-        model_config = ModelConfig(**config["model"])
-    except TypeError as e:  # a field this version of ModelConfig does not know
-        raise ValueError(f"checkpoint {str(path)!r}: its model config does not fit ModelConfig ({e})") from e
-    except ValueError as e:  # a config this version rejects
-        raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
-    model = build_model(model_config, device=device)
-    restore_checkpoint(ckpt, model, name=repr(str(path)))
-    return model.eval(), path
 
 
 def read_prompt_file(path: str) -> str:

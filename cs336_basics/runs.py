@@ -1,4 +1,4 @@
-"""Reading a run directory: its newest checkpoint that loads, its tokenizer, and the `latest` pointer.
+"""Reading a run directory: its newest checkpoint that loads, its model, its tokenizer, and the `latest` pointer.
 
     runs/<name>/checkpoints/step_XXXXXXX.pt, runs/<name>/tokenizer/, runs/latest -> <name>
 
@@ -12,7 +12,10 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 LATEST = "latest"
 _CHECKPOINT_NAME = re.compile(r"step_(\d+)\.pt")
@@ -52,6 +55,29 @@ def load_latest_checkpoint(run_or_file: str | os.PathLike, map_location: Any = "
             continue
         return candidate, ckpt
     raise ValueError(f"no checkpoint of {str(path)!r} loads; the newest: {first_error}")
+
+
+def load_model(run_or_file: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Path]:
+    """The model of a run's newest loadable checkpoint (or of a checkpoint file), in eval mode, and its path."""
+    from cs336_basics.checkpoint import restore_checkpoint
+    from cs336_basics.model import ModelConfig, build_model
+
+    path, ckpt = load_latest_checkpoint(run_or_file, map_location=device)
+    config = ckpt.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ValueError(
+            f"checkpoint {str(path)!r} holds no model config (extra['config']['model']), so its "
+            "model cannot be rebuilt; checkpoints written by the trainer have one"
+        )
+    try:
+        model_config = ModelConfig(**config["model"])
+    except TypeError as e:  # a field this version of ModelConfig does not know
+        raise ValueError(f"checkpoint {str(path)!r}: its model config does not fit ModelConfig ({e})") from e
+    except ValueError as e:  # a config this version rejects
+        raise ValueError(f"checkpoint {str(path)!r}: {e}") from e
+    model = build_model(model_config, device=device)
+    restore_checkpoint(ckpt, model, name=repr(str(path)))
+    return model.eval(), path
 
 
 def point_latest(run_dir: str | os.PathLike) -> Path | None:

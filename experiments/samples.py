@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=256)
     args = p.parse_args()
     setup(args)
-    from cs336_basics.generate import load_model
+    from cs336_basics.runs import load_model
     from cs336_basics.generation import generate
     from cs336_basics.tokenizer import Tokenizer
 

@@ -170,7 +170,7 @@ def load_scorer(
     run_or_file: str | os.PathLike, step: int | None = None, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Any, Path, dict[str, Any]]:
     """(model in eval mode, tokenizer, checkpoint path, the run's config dict) of a run's step or a file."""
-    from cs336_basics.generate import find_tokenizer, load_model
+    from cs336_basics.runs import find_tokenizer, load_model
     from cs336_basics.tokenizer import Tokenizer
 
     path = resolve_checkpoint(run_or_file, step)
