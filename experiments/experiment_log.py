@@ -4,6 +4,8 @@
 
 A row gives the run directory, the script that made it, what differs from the base model (experiments/common.py),
 the budget, and the outcome (final validation loss over the whole validation set, bits per byte, training seconds).
+runs/ is not committed, so a checkout holds only the runs made in it: the rows of the previous log whose run
+directory is absent are kept as they were (the writeup quotes those runs), and a run present here replaces its row.
 """
 
 import argparse
@@ -37,13 +39,21 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def merge_rows(previous: str, rows: dict[str, str]) -> list[str]:
+    """The table rows, sorted by run: `rows` (run -> row, the runs present here) plus the rows of the `previous`
+    log text whose run is not among them."""
+    kept = {line.split("|")[1].strip(): line for line in previous.splitlines() if line.startswith("| runs/")}
+    return [row for _, row in sorted({**kept, **rows}.items())]
+
+
 def main() -> None:
     from cs336_basics.training.config import resolve, to_dict
 
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     os.chdir(ROOT)
-    rows = ["| run | script | differs from the base model | steps x tokens | result | train s |",
-            "| --- | --- | --- | --- | --- | ---: |"]
+    header = ["| run | script | differs from the base model | steps x tokens | result | train s |",
+              "| --- | --- | --- | --- | --- | ---: |"]
+    rows: dict[str, str] = {}
     for outcome_path in sorted(Path("runs").glob("*/*/outcome.json")):
         run = outcome_path.parent
         if (run / "SOURCE").exists():  # a copy of another run's records
@@ -60,11 +70,12 @@ def main() -> None:
             result = f"diverged at step {outcome['at_step']}"
         script = f"`experiments/{SCRIPTS.get(experiment, '?')}`" + (f" --dataset {dataset}" if dataset != "shakespeare"
                                                                    and experiment != "second_dataset" else "")
-        rows.append(f"| {run} | {script} | {diff} | {outcome['steps']} x {outcome['tokens_per_step']} | {result} | "
-                    f"{outcome['seconds']:.0f} |")
+        rows[str(run)] = (f"| {run} | {script} | {diff} | {outcome['steps']} x {outcome['tokens_per_step']} | "
+                          f"{result} | {outcome['seconds']:.0f} |")
     out = Path("results/experiment_log.md")
-    atomic_write_text(out, "\n".join(rows) + "\n")
-    print("\n".join(rows))
+    table = header + merge_rows(out.read_text() if out.is_file() else "", rows)
+    atomic_write_text(out, "\n".join(table) + "\n")
+    print("\n".join(table))
     print(f"wrote {out}")
 
 
