@@ -177,15 +177,20 @@ def _ignore_sigint() -> None:
 
 
 def _worker_pool(processes: int) -> Pool:
-    """A Pool whose workers ignore Ctrl-C from birth: forked while the parent ignores it too (a Ctrl-C in that
-    instant is lost, not half-delivered), and told again by the initializer where workers are spawned."""
+    """A Pool whose workers ignore Ctrl-C (the initializer). A Ctrl-C that arrives while the workers are being
+    started is held back and raised once the pool exists, after terminating it: never lost, never half-delivered."""
     if threading.current_thread() is not threading.main_thread():
         return Pool(processes, initializer=_ignore_sigint)
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    held: list[int] = []
+    handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
-        return Pool(processes, initializer=_ignore_sigint)
+        pool = Pool(processes, initializer=_ignore_sigint)
     finally:
         signal.signal(signal.SIGINT, handler)
+    if held:
+        pool.terminate()
+        raise KeyboardInterrupt
+    return pool
 
 
 def _count_range(args: tuple) -> tuple[Counter[bytes], int]:
