@@ -28,8 +28,7 @@ from multiprocessing import Pool
 import regex
 from tqdm import tqdm
 
-GPT2_PATTERN = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-PRETOKEN_RE = regex.compile(GPT2_PATTERN)
+from cs336_basics.tokenizer.fast_pretokens import GPT2_PATTERN, PRETOKEN_RE, pretokens  # noqa: F401 (re-exported)
 
 # An ASCII non-space byte followed by a whitespace byte: a cut between them leaves pre-tokens unchanged.
 _WHITESPACE_CUT_RE = regex.compile(rb"[\x21-\x7e](?=[\t\n\x0b\x0c\r ])")
@@ -89,7 +88,7 @@ def count_pretokens(text: str, special_tokens: Iterable[str] = ()) -> Counter[by
     counts: Counter[str] = Counter()
     for piece in pieces[::2]:  # even positions are the text between special tokens
         for part in safe_pieces(piece, _COUNT_PIECE):
-            counts.update(PRETOKEN_RE.findall(part))
+            counts.update(pretokens(part))
     return Counter({word.encode("utf-8"): n for word, n in counts.items()})
 
 
