@@ -242,3 +242,12 @@ def test_counting_in_pieces_keeps_pretokens(monkeypatch, text, piece):
     for part in pretokenize.split_on_special(text, pretokenize.special_token_regex([EOT]))[::2]:
         whole.update(m.encode() for m in pretokenize.PRETOKEN_RE.findall(part))
     assert count_pretokens(text, [EOT]) == whole
+
+
+@given(st.lists(st.binary(min_size=1, max_size=6), min_size=2, max_size=50, unique=True))
+def test_heap_keys_sort_tokens_in_descending_bytes_order(tokens):
+    """The merge heap breaks count ties by the greater pair; its keys must order any bytes (NUL, FF, prefixes)."""
+    key = importlib.import_module("cs336_basics.tokenizer.train_bpe")._reverse_key
+    assert sorted(tokens, key=key) == sorted(tokens, reverse=True)
+    pairs = [(a, b) for a in tokens[:8] for b in tokens[:8]]
+    assert sorted(pairs, key=lambda p: (key(p[0]), key(p[1]))) == sorted(pairs, reverse=True)
