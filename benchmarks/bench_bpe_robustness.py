@@ -4,14 +4,15 @@
     uv run python benchmarks/bench_bpe_robustness.py --mb 2000 --cases no-special
 
 Cases (each written to --dir, default a temporary directory, and removed afterwards):
-- no-special: generated text (corpora.growing_vocabulary_text) with no <|endoftext|> at all;
+- no-special: the scale benchmark's generated text (corpora.scale_text: vocabulary growth fitted to real text) with
+  its <|endoftext|> marks removed, so there is none at all;
 - special-at-end: the same text with its only <|endoftext|> in the last bytes;
 - one-line: the same text with every newline replaced by a space (a single line);
 - one-char: one document of the letter 'a', i.e. ONE pre-token of N bytes.
 Each trains (vocab 10,000, <|endoftext|> special, all cores) in a fresh subprocess: wall time and the peak RSS of
 the process tree (main + workers, sampled every 50 ms). The merges are then compared with train_bpe_naive's on a
---prefix-mb prefix of the same file, where the naive trainer is feasible (vocab 300). The CI-sized versions of these
-cases are tests in tests/test_train_bpe.py.
+--prefix-mb prefix of the same file, where the naive trainer is feasible (vocab 300). Each record goes to --out
+(results/bpe_robustness.json). The CI-sized versions of these cases are tests in tests/test_train_bpe.py.
 """
 
 import argparse
@@ -37,8 +38,10 @@ def write_case(case: str, path: Path, num_bytes: int) -> None:
             f.writelines("a" * (1 << 20) for _ in range(num_bytes // (1 << 20)))
             f.write("a" * (num_bytes % (1 << 20)))
             return
-        chunks = corpora.growing_vocabulary_text(num_bytes)
-        f.writelines(chunk.replace("\n", " ") if case == "one-line" else chunk for chunk in chunks)
+        size = num_bytes - (len(EOT) if case == "special-at-end" else 0)
+        for chunk in corpora.scale_stream(size):  # the scale benchmark's text, its <|endoftext|> marks removed
+            chunk = chunk.replace(EOT, "")
+            f.write(chunk.replace("\n", " ") if case == "one-line" else chunk)
         if case == "special-at-end":
             f.write(EOT)
 
@@ -96,6 +99,8 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=10_000)
     parser.add_argument("--prefix-mb", type=float, default=0.3, help="prefix checked against the naive trainer")
     parser.add_argument("--dir", default=None, help="where to write the files (default: a temporary directory)")
+    parser.add_argument("--out", default="results/bpe_robustness.json",
+                        help="results JSON, one record per case and size, kept across runs (default %(default)s)")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -112,8 +117,19 @@ def main() -> None:
                                  capture_output=True, text=True, check=True)
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result["naive_agrees_on_prefix"] = naive_agrees(path, int(args.prefix_mb * 1e6))
-            print(json.dumps({"case": case, "mb": args.mb, **result}), flush=True)
+            record = {"case": case, "mb": args.mb, **result}
+            print(json.dumps(record), flush=True)
             path.unlink()
+            save(Path(args.out), record)
+
+
+def save(out: Path, record: dict) -> None:
+    """Add `record` to the list in `out`, replacing an earlier record of the same case and size (atomically)."""
+    from cs336_basics.atomic import atomic_write_text
+
+    records = json.loads(out.read_text()) if out.exists() else []
+    records = [r for r in records if (r["case"], r["mb"]) != (record["case"], record["mb"])] + [record]
+    atomic_write_text(out, json.dumps(sorted(records, key=lambda r: (r["mb"], r["case"])), indent=1) + "\n")
 
 
 if __name__ == "__main__":

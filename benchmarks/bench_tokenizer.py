@@ -13,7 +13,7 @@ Corpora (see corpora.py): the bundled Shakespeare (~5 MB) and ~40 MB of Python s
   tiktoken's encode_ordinary_batch over the documents with as many threads as cores.
 Repetitions are interleaved (ours, reference, ours, ...) and the best of each is kept (HF encoding runs once).
 - Streaming (--stream-mb N, 0 to skip): `encode_iterable` over N MB of generated text whose vocabulary keeps growing
-  (corpora.growing_vocabulary_text), with the bounded pre-token cache (the default) and with an unbounded one, each
+  (--stream-source: corpora.growing_vocabulary_text by default, or scale_text), with the bounded pre-token cache (the default) and with an unbounded one, each
   in a fresh subprocess: RSS growth over the stream (sampled every 50 ms, peak minus the RSS after building the
   tokenizer) and encoding MB/s (the time to generate the same text, measured alone, subtracted); ids compared by
   a checksum of the whole stream.
@@ -300,8 +300,9 @@ def main() -> None:
                         help="MB of generated text for the streaming measurement (0: skip; default %(default)s)")
     parser.add_argument("--_train-once", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--stream-source", choices=sorted(corpora.STREAMS), default="generated",
-                        help="generated: corpora.growing_vocabulary_text; real: Shakespeare then stdlib code "
-                             "(at most ~45 MB)")
+                        help="generated: corpora.growing_vocabulary_text (Zipf 1.3, so distinct words grow as "
+                             "n^0.77, faster than real text); scale: corpora.scale_text (Heaps' law fitted to "
+                             "Shakespeare, n^0.58); real: Shakespeare then stdlib code (at most ~45 MB)")
     parser.add_argument("--_stream-once", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._train_once:

@@ -111,7 +111,13 @@ def real_text(num_bytes: int, chunk_bytes: int = 1 << 20) -> Iterator[str]:
         raise ValueError(f"only {produced / 1e6:.1f} MB of real text is available, asked for {num_bytes / 1e6:.1f}")
 
 
-STREAMS = {"generated": growing_vocabulary_text, "real": real_text}
+def scale_stream(num_bytes: int, seed: int = 0) -> Iterator[str]:
+    """scale_text (below: vocabulary growth fitted to real text) as str chunks; each chunk ends after a whole token."""
+    for chunk in scale_text(num_bytes, seed):
+        yield chunk.decode("utf-8")
+
+
+STREAMS = {"generated": growing_vocabulary_text, "real": real_text, "scale": scale_stream}
 
 CORPORA = {"shakespeare": shakespeare, "python_stdlib": python_stdlib}
 
