@@ -3,7 +3,7 @@
 Encoding: split on the special tokens (longest match first), split the rest into GPT-2 pre-tokens, then turn each
 pre-token into ids by applying merges in rank order (lowest rank first, the order they were learned). The ids of
 recently seen pre-tokens are cached, so common words cost one dict lookup; the cache holds at most `cache_bytes`
-(default 16 MiB), so encoding a stream of any length uses bounded memory.
+(default 32 MiB), so encoding a stream of any length uses bounded memory.
 """
 
 import contextlib
@@ -39,7 +39,7 @@ from cs336_basics.tokenizer.pretokenize import (
 _LAST_SAFE_CUT_RE = regex.compile(r"(?r)\S(?=\s)")
 _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is buffered
 _NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
-DEFAULT_CACHE_BYTES = 16 << 20
+DEFAULT_CACHE_BYTES = 32 << 20
 # What a cached entry costs: its slot in the dict's tables (entries + indices, with the spare room a dict keeps
 # after resizing), the packed ids (a bytes object: 33 + len) and the key, a str of 49 + len bytes if ASCII, else at
 # most 76 + 4 len (CPython's layouts, checked against sys.getsizeof by the tests; len() is far cheaper to call).
