@@ -5,11 +5,12 @@ learning rate re-tuned over three rates.
 
 Every run sees the same tokens as the base run (--steps x 16 x 128; 409,600 at the base 200 steps), so batch b
 runs that / (128 b) steps. The rates tried for batch b are the three grid rates (GRID) around the square-root rule
-3e-3 x sqrt(b / 16), a common rule for Adam: its nearest grid rate and the two neighbours. Batch 16 at its rates is
-exactly the learning-rate sweep's runs (shared). The periodic evaluation covers 160 validation windows (the base
-runs' 10 batches of 16) up to batch 160 and one batch beyond it; the figure compared is the final one, over the whole
-validation split. The best rate of each batch size (lowest final loss over the whole validation split,
-seed 0) is trained once more per extra --seeds value. The memory limit is reached in practice by
+3e-3 x sqrt(b / 16), a common rule for Adam: its nearest grid rate and the two neighbours. When the best of them is
+at an edge, the next grid rate beyond it is tried too, until the best is bracketed by worse rates. Batch 16 at its
+rates is exactly the learning-rate sweep's runs (shared). The periodic evaluation covers 160 validation windows
+(the base runs' 10 batches of 16) up to batch 160 and one batch beyond it; the figure compared is the final one,
+over the whole validation split. The best rate of each batch size (lowest final loss over the whole validation
+split, seed 0) is trained once more per extra --seeds value. The memory limit is reached in practice by
 experiments/memory_limit.py. Figures: learning_curves/batch_size.png (best rate per batch size, x = tokens) and
 batch_size_time.png (x = wall-clock); results/batch_size.json (every rate of every batch size).
 """
@@ -30,6 +31,17 @@ def rates_for(batch: int) -> list[float]:
     rule = BASE["schedule"]["max_lr"] * math.sqrt(batch / BASE["data"]["batch_size"])
     i = min(range(1, len(GRID) - 1), key=lambda j: abs(math.log(GRID[j] / rule)))
     return GRID[i - 1 : i + 2]
+
+
+def beyond_edge(best: float, tried: list[float]) -> float | None:
+    """The grid rate past `best` when `best` is the lowest or highest rate tried (so the optimum is not bracketed
+    by worse rates on both sides), else None; e.g. best 3e-3 of [3e-4, 1e-3, 3e-3] -> 1e-2."""
+    i = GRID.index(best)
+    if best == max(tried) and i + 1 < len(GRID):
+        return GRID[i + 1]
+    if best == min(tried) and i > 0:
+        return GRID[i - 1]
+    return None
 
 
 def batch_run(args, batch: int, lr: float, seed: int = 0) -> dict:
@@ -63,6 +75,12 @@ def main() -> None:
         by_rate = {f"{lr:g}": batch_run(args, b, lr) for lr in rates_for(b)}
         finished = {k: o for k, o in by_rate.items() if o["status"] == "finished"}
         best = min(finished, key=lambda k: finished[k]["val_loss"]) if finished else None
+        while best is not None and (lr := beyond_edge(float(best), [float(k) for k in by_rate])) is not None:
+            outcome = by_rate[f"{lr:g}"] = batch_run(args, b, lr)  # best at the edge of the rates tried: one more
+            if outcome["status"] != "finished" or outcome["val_loss"] >= finished[best]["val_loss"]:
+                break
+            best, finished[f"{lr:g}"] = f"{lr:g}", outcome
+        by_rate = dict(sorted(by_rate.items(), key=lambda kv: float(kv[0])))
         results[str(b)] = {"rates": by_rate, "best_rate": best}
         if best is not None:
             best_runs.append(out / f"batch_{b}_lr_{best}")
@@ -72,7 +90,7 @@ def main() -> None:
     suffix = ("" if args.dataset == "shakespeare" else f"_{args.dataset}") + (f"_steps{args.steps}" if args.steps
                                                                               else "")
     plot(best_runs, f"batch_size{suffix}.png", x="tokens",
-         title="batch size at a fixed token budget (best of 3 rates each, seed 0)")
+         title="batch size at a fixed token budget (the best of 3-4 rates each, seed 0)")
     plot(best_runs, f"batch_size_time{suffix}.png", x="time", title="batch size: wall-clock (best rate each)")
     write_results(f"batch_size{suffix}", results)
 
