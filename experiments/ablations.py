@@ -8,8 +8,11 @@ run at the base rate 3e-3, see common.baseline_run): no_norm (every RMSNorm remo
 all); silu (plain SiLU FFN with d_ff 480, so 2 x 128 x 480 = 3 x 128 x 320 weights per layer: matched parameters).
 The KEY variants (or --seeded-variants) are trained once per --seeds value; --variants picks a subset.
 Figures: learning_curves/ablation_<name>.png (baseline vs each variant, seed 0; only figures whose variants all
-ran); results/ablations.json.
+ran; the y-axis stops at ln(vocab) + 0.5); results/ablations.json.
 """
+
+import json
+import math
 
 from common import BASE, baseline_run, parser, plot, runs_dir, seeded_runs, setup, train_run, write_results
 
@@ -47,7 +50,9 @@ def main() -> None:
         if not set(variants) <= set(args.variants):
             continue
         runs = [baseline] + [out / v for v in variants]
-        plot(runs, f"ablation_{figure}{suffix}.png", title=f"ablation: {figure.replace('_', ' ')}")
+        # a uniform guess plus 0.5: a spike of one run (no_norm_high_lr's first steps) does not set the y-range
+        ymax = math.log(json.loads((out / variants[0] / "config.json").read_text())["model"]["vocab_size"]) + 0.5
+        plot(runs, f"ablation_{figure}{suffix}.png", title=f"ablation: {figure.replace('_', ' ')}", ymax=ymax)
     write_results(f"ablations{suffix}", outcomes)
 
 

@@ -63,7 +63,16 @@ def test_learning_rate_seed_table_matches_its_results():
 def test_ablation_seed_table_matches_its_results():
     results = json.loads((REPO / "results" / "ablations_steps100.json").read_text())
     rows = table_after("| variant | seed 0 | seed 1 | seed 2 |")
-    names = {"baseline": "baseline", "NoPE": "nope", "post-norm": "post_norm", "SiLU": "silu"}
-    assert len(rows) == 4
+    names = {"baseline": "baseline", "NoPE": "nope", "post-norm": "post_norm", "SiLU": "silu", "no RMSNorm": "no_norm"}
+    assert len(rows) == 5
     for row in rows:
         check_seed_row(row, results[next(v for k, v in names.items() if row[0].startswith(k))]["over_seeds"])
+
+
+def test_batch_size_seed_table_matches_its_results():
+    results = json.loads((REPO / "results" / "batch_size_steps100.json").read_text())
+    rows = table_after("| batch | best peak lr | seed 0 | seed 1 | seed 2 |")
+    assert [row[0] for row in rows] == list(results)
+    for row in rows:
+        assert f"{float(row[1]):g}" == results[row[0]]["best_rate"], row[0]
+        check_seed_row([row[0]] + row[2:], results[row[0]]["best_over_seeds"])
