@@ -32,10 +32,11 @@ def main() -> None:
     outcomes[other]["sample"] = (other_run / "sample.txt").read_text()
     for outcome in outcomes.values():  # val_loss / (val_bpb ln 2) = bytes per token of the validation text
         outcome["bytes_per_token"] = outcome["val_loss"] / outcome["val_bpb"] / math.log(2)
-    plot([shakespeare_run, other_run], f"second_dataset{'' if other == 'code' else '_' + other}.png",
-         title=f"same model and budget: Shakespeare vs {other}, validation bits per byte (tokenizers differ, so "
-               f"loss per token does not compare)", metric="bpb")
-    write_results("second_dataset" if other == "code" else f"second_dataset_{other}", outcomes)
+    # like the other experiments: --steps N writes its own files (_stepsN) next to the base budget's
+    suffix = ("" if other == "code" else f"_{other}") + (f"_steps{args.steps}" if args.steps else "")
+    plot([shakespeare_run, other_run], f"second_dataset{suffix}.png",
+         title=f"Shakespeare vs {other}, same model and budget: bits per byte (the tokenizers differ)", metric="bpb")
+    write_results(f"second_dataset{suffix}", outcomes)
 
 
 if __name__ == "__main__":
