@@ -30,6 +30,7 @@ import corpora
 
 EOT = corpora.EOT
 CASES = ("no-special", "special-at-end", "one-line", "one-char")
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "bpe_robustness.json"
 
 
 def write_case(case: str, path: Path, num_bytes: int) -> None:
@@ -99,8 +100,8 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=10_000)
     parser.add_argument("--prefix-mb", type=float, default=0.3, help="prefix checked against the naive trainer")
     parser.add_argument("--dir", default=None, help="where to write the files (default: a temporary directory)")
-    parser.add_argument("--out", default="results/bpe_robustness.json",
-                        help="results JSON, one record per case and size, kept across runs (default %(default)s)")
+    parser.add_argument("--out", default=str(RESULTS),
+                        help="results JSON, one record per case and size, kept across runs (default: %(default)s)")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:

@@ -13,10 +13,10 @@ Corpora (see corpora.py): the bundled Shakespeare (~5 MB) and ~40 MB of Python s
   tiktoken's encode_ordinary_batch over the documents with as many threads as cores.
 Repetitions are interleaved (ours, reference, ours, ...) and the best of each is kept (HF encoding runs once).
 - Streaming (--stream-mb N, 0 to skip): `encode_iterable` over N MB of generated text whose vocabulary keeps growing
-  (--stream-source: corpora.growing_vocabulary_text by default, or scale_text), with the bounded pre-token cache (the default) and with an unbounded one, each
-  in a fresh subprocess: RSS growth over the stream (sampled every 50 ms, peak minus the RSS after building the
-  tokenizer) and encoding MB/s (the time to generate the same text, measured alone, subtracted); ids compared by
-  a checksum of the whole stream.
+  (--stream-source: corpora.growing_vocabulary_text by default, or scale_text), with the bounded pre-token cache
+  (the default) and with an unbounded one, each in a fresh subprocess: RSS growth over the stream (sampled every
+  50 ms, peak minus the RSS after building the tokenizer) and encoding MB/s (the time to generate the same text,
+  measured alone, subtracted); ids compared by a checksum of the whole stream.
 """
 
 import argparse

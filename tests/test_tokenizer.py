@@ -326,3 +326,19 @@ def test_cache_size_estimate_bounds_the_real_sizes(words):
     for word in words:
         cache[word]
     assert cache.nbytes >= sum(sys.getsizeof(w) + sys.getsizeof(cache[w]) + 24 for w in words)
+
+
+def test_cache_size_counts_a_key_with_a_cached_utf8_form():
+    """A non-ASCII str may carry its UTF-8 form alongside (CPython caches it when C code asks for it; hypothesis
+    found such a key): the cache must count that too."""
+    import ctypes
+
+    word = "𝓣𝓱𝓮 𝓺𝓾𝓲𝓬𝓴 𝓫𝓻𝓸𝔀𝓷 𝓯𝓸𝔁 𝓳𝓾𝓶𝓹𝓼 𝓸𝓿𝓮𝓻 𝓽𝓱𝓮 𝓵𝓪𝔃𝔂 𝓭𝓸𝓰"  # the example hypothesis found
+    as_utf8 = ctypes.pythonapi.PyUnicode_AsUTF8
+    as_utf8.argtypes, as_utf8.restype = [ctypes.py_object], ctypes.c_char_p
+    before = sys.getsizeof(word)
+    as_utf8(word)  # fills the cache
+    assert sys.getsizeof(word) > before
+    cache = tokenizer_module._PretokenCache(lambda w: w.encode("utf-8"), 1 << 30)
+    cache[word]
+    assert cache.nbytes >= sys.getsizeof(word) + sys.getsizeof(cache[word]) + 24

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import struct
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -41,11 +42,13 @@ _STREAM_BUFFER_CHARS = 1 << 18  # encode_iterable encodes once this much text is
 _NO_MERGE = 1 << 62  # the rank of a pair that no merge makes: above every real rank
 DEFAULT_CACHE_BYTES = 32 << 20
 # What a cached entry costs: its slot in the dict's tables (entries + indices, with the spare room a dict keeps
-# after resizing), the packed ids (a bytes object: 33 + len) and the key, a str of 49 + len bytes if ASCII, else at
-# most 76 + 4 len (CPython's layouts, checked against sys.getsizeof by the tests; len() is far cheaper to call).
+# after resizing), the packed ids (a bytes object: 33 + len) and the key: an ASCII str takes 49 + len bytes
+# (CPython's layout, checked against sys.getsizeof by the tests; len() is far cheaper to call). Other keys, rare in
+# most text, are measured with sys.getsizeof: their size depends on the widest character and on whether CPython has
+# cached their UTF-8 form alongside.
 _SLOT_BYTES = 96
 _ASCII_ENTRY_BYTES = _SLOT_BYTES + 33 + 49
-_OTHER_ENTRY_BYTES = _SLOT_BYTES + 33 + 76
+_OTHER_ENTRY_BYTES = _SLOT_BYTES + 33
 
 
 class _PretokenCache(dict):
@@ -74,8 +77,10 @@ class _PretokenCache(dict):
         if self.max_bytes is None:
             self[pretoken] = ids
             return ids
-        n = len(pretoken)
-        size = len(ids) + (n + _ASCII_ENTRY_BYTES if pretoken.isascii() else 4 * n + _OTHER_ENTRY_BYTES)
+        if pretoken.isascii():
+            size = len(ids) + len(pretoken) + _ASCII_ENTRY_BYTES
+        else:
+            size = len(ids) + sys.getsizeof(pretoken) + _OTHER_ENTRY_BYTES
         if size > self.max_bytes >> 3:
             return ids
         nbytes = self.nbytes + size
