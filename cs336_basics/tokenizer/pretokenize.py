@@ -175,15 +175,16 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _worker_pool(processes: int) -> Pool:
-    """A Pool whose workers ignore Ctrl-C (the initializer). A Ctrl-C that arrives while the workers are being
-    started is held back and raised once the pool exists, after terminating it: never lost, never half-delivered."""
+def worker_pool(processes: int, initializer=_ignore_sigint, initargs: tuple = ()) -> Pool:
+    """A Pool whose workers ignore Ctrl-C (the initializer must start by doing so). A Ctrl-C that arrives while the
+    workers are being started is held back and raised once the pool exists, after terminating it: never lost, never
+    half-delivered (a worker forked meanwhile inherits the holding handler, so it cannot die of it either)."""
     if threading.current_thread() is not threading.main_thread():
-        return Pool(processes, initializer=_ignore_sigint)
+        return Pool(processes, initializer=initializer, initargs=initargs)
     held: list[int] = []
     handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
-        pool = Pool(processes, initializer=_ignore_sigint)
+        pool = Pool(processes, initializer=initializer, initargs=initargs)
     finally:
         signal.signal(signal.SIGINT, handler)
     if held:
@@ -217,7 +218,7 @@ def count_pretokens_in_file(
     tasks = [(path, a, b, special_tokens) for a, b in pairwise(bounds)]
     total: Counter[bytes] = Counter()
     bar = tqdm(total=file_size, unit="B", unit_scale=True, desc="pre-tokenize", disable=not progress)
-    with _worker_pool(min(num_workers, len(tasks))) as pool:  # its exit terminates the workers
+    with worker_pool(min(num_workers, len(tasks))) as pool:  # its exit terminates the workers
         for counts, nbytes in pool.imap_unordered(_count_range, tasks):
             total.update(counts)
             bar.update(nbytes)

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from array import array
 from itertools import pairwise, repeat
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +33,7 @@ from cs336_basics.tokenizer.pretokenize import (
     read_text,
     special_token_regex,
     split_on_special,
+    worker_pool,
 )
 
 # The last position p with text[p-1] not whitespace and text[p] whitespace: a cut there keeps every pre-token.
@@ -342,7 +342,7 @@ def _encoded_chunks(tokenizer: Tokenizer, tasks: list[tuple], num_workers: int) 
             yield _encode_range(tokenizer, path, start, end, dtype), end - start
     elif len(tasks) > 1:
         workers = min(num_workers, len(tasks) - 1)
-        with Pool(workers, initializer=_init_worker, initargs=(tokenizer, WORKER_CACHE_BYTES)) as pool:
+        with worker_pool(workers, _init_worker, (tokenizer, WORKER_CACHE_BYTES)) as pool:
             yield from pool.imap(_encode_task, tasks[1:])
 
 
