@@ -66,3 +66,24 @@ def test_project_writers_go_through_the_helper(tmp_path, monkeypatch):
     assert (tmp_path / "config.json").read_text() == before
     assert (tmp_path / "tok" / "vocab.json").read_text() == vocab_before
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_data_is_fsynced_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    """A crash after the rename must not leave an empty file: the data reaches the disk first (fsync of the
+    temporary file), then the rename, then the directory entry (fsync of the folder)."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_text(tmp_path / "config.json", "{}")
+    assert events == ["fsync file", "rename", "fsync dir"]
+

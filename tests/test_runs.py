@@ -94,6 +94,28 @@ def test_resume_skips_a_corrupt_newest_checkpoint(finished, tmp_path, cache_dir)
     assert all(r["step"] <= 10 for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()))
 
 
+
+def test_resume_cuts_metrics_back_atomically(finished, tmp_path, monkeypatch):
+    """Resuming at step 10 cuts metrics.jsonl back to it: a kill during that rewrite leaves the old file whole."""
+    import cs336_basics.atomic as atomic
+
+    run = copy_run(finished, tmp_path)
+    (run / "checkpoints" / "step_0000020.pt").unlink()
+    before = (run / "metrics.jsonl").read_text()
+    assert any(json.loads(line)["step"] > 10 for line in before.splitlines())  # records the resume cuts
+
+    def killed(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer.from_run(run, progress=False)
+    assert (run / "metrics.jsonl").read_text() == before
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    Trainer.from_run(run, progress=False)  # the same resume, not killed
+    assert all(json.loads(line)["step"] <= 10 for line in (run / "metrics.jsonl").read_text().splitlines())
+
 def test_no_loadable_checkpoint_names_the_newest(tmp_path):
     folder = tmp_path / "r" / "checkpoints"
     folder.mkdir(parents=True)
