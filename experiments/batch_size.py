@@ -9,10 +9,11 @@ runs that / (128 b) steps. The rates tried for batch b are the three grid rates 
 at an edge, the next grid rate beyond it is tried too, until the best is bracketed by worse rates. Batch 16 at its
 rates is exactly the learning-rate sweep's runs (shared). The periodic evaluation covers the whole batches that fit
 in 160 validation windows (the base runs' 10 batches of 16), at least one (so 128 windows at batch 64 and 128, 256
-at batch 256); the figure compared is the final one, over the whole validation split. The best rate of each batch size (lowest final loss over the whole validation
-split, seed 0) is trained once more per extra --seeds value. The memory limit is reached in practice by
-experiments/memory_limit.py. Figures: learning_curves/batch_size.png (best rate per batch size, x = tokens) and
-batch_size_time.png (x = wall-clock); results/batch_size.json (every rate of every batch size).
+at batch 256); the figure compared is the final one, over the whole validation split. The best rate of each batch
+size (lowest final loss over the whole validation split, seed 0) is trained once more per extra --seeds value. The
+memory limit is reached in practice by experiments/memory_limit.py. Figures: learning_curves/batch_size.png (best
+rate per batch size, x = tokens) and batch_size_time.png (x = wall-clock); results/batch_size.json (every rate of
+every batch size).
 """
 
 import math
